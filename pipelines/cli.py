@@ -1,0 +1,161 @@
+"""``vacina-d1``: the operators' front door.
+
+Every command prints one JSON line on stdout when it succeeds. When it cannot,
+it prints one line on stderr saying why and exits non-zero — never a traceback
+(set ``VACINA_D1_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+EXIT_USER_ERROR = 2
+EXIT_UNEXPECTED = 1
+
+
+def emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str), flush=True)
+
+
+def _default_rejects(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".parquet") + ".rejects.parquet")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from pipelines import dates
+    from pipelines.extract import extract
+    from pipelines.sources import open_source
+
+    day = dates.parse_day(args.date)
+    today = dates.today()
+    if day > today:
+        raise ValueError(f"a data {day} está no futuro: a RNDS ainda não recebeu esse dia")
+    if args.records < 0:
+        raise ValueError("--records não pode ser negativo")
+    source = open_source("synthetic", day=day, records=args.records, seed=args.seed)
+    out = Path(args.out)
+    rejects = Path(args.rejects) if args.rejects else _default_rejects(out)
+    counts = extract(source.batches(), out, rejects, today=today, day=day, source=source)
+    emit(
+        {
+            "command": "generate",
+            "date": day.isoformat(),
+            "read": counts.read,
+            "valid": counts.valid,
+            "quarantined": counts.quarantined,
+            "out": str(out),
+            "rejects": str(rejects),
+            "seconds": counts.seconds,
+        }
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from pipelines import dates
+    from pipelines.extract import extract
+    from pipelines.sources import open_source
+
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"arquivo de entrada não encontrado: {args.input}")
+    options: dict[str, Any] = {}
+    if args.encoding and args.format != "fhir":
+        options["encoding"] = args.encoding
+    source = open_source(args.format, args.input, **options)
+    day = dates.parse_day(args.date) if args.date else None
+    out = Path(args.out)
+    rejects = Path(args.rejects) if args.rejects else _default_rejects(out)
+    counts = extract(source.batches(), out, rejects, today=dates.today(), day=day, source=source)
+    emit(
+        {
+            "command": "import",
+            "format": args.format,
+            "date": day.isoformat() if day else None,
+            "read": counts.read,
+            "valid": counts.valid,
+            "quarantined": counts.quarantined,
+            "outside_day": counts.outside_day,
+            "out": str(out),
+            "rejects": str(rejects),
+            "seconds": counts.seconds,
+        }
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vacina-d1",
+        description="Registros de vacinação D-1 da RNDS em arquivos CSV por UF e município.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMANDO")
+
+    generate = commands.add_parser("generate", help="gera um dia sintético (a fonte padrão)")
+    generate.add_argument("--date", required=True, help="dia de entrada na RNDS (AAAA-MM-DD, yesterday)")
+    generate.add_argument("--records", type=int, default=20_000, help="quantos registros gerar")
+    generate.add_argument("--seed", type=int, default=2026, help="semente: a mesma semente dá o mesmo dia")
+    generate.add_argument("--out", required=True, help="arquivo Parquet de saída (registros válidos)")
+    generate.add_argument("--rejects", help="arquivo Parquet da quarentena (padrão: <out>.rejects.parquet)")
+    generate.set_defaults(handler=cmd_generate)
+
+    imp = commands.add_parser("import", help="importa exportações do OpenDataSUS ou documentos FHIR da RNDS")
+    imp.add_argument("--format", required=True, choices=["pni-csv", "covid-csv", "fhir"])
+    imp.add_argument("--input", required=True, help="arquivo CSV, zip, JSON, NDJSON ou diretório")
+    imp.add_argument("--out", required=True, help="arquivo Parquet de saída (registros válidos)")
+    imp.add_argument("--rejects", required=True, help="arquivo Parquet da quarentena")
+    imp.add_argument("--date", help="só os registros deste dia de entrada na RNDS")
+    imp.add_argument("--encoding", choices=["auto", "utf-8", "latin-1"], default="auto", help="codificação do CSV")
+    imp.set_defaults(handler=cmd_import)
+
+    for register in _extensions():
+        register(commands)
+    return parser
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Commands of the other packages (publish, run, serve, admin), when installed."""
+    registers = []
+    for module_name in ("serving.cli", "assets.cli", "portal_api.cli"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        registers.append(module.register)
+    return registers
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else exc.__class__.__name__
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)) and exc.filename:
+        message = f"{exc.strerror or message}: {exc.filename}"
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        print("vacina-d1: interrompido", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into one line
+        if os.environ.get("VACINA_D1_DEBUG"):
+            raise
+        from pipelines.sources.base import SourceError
+
+        expected = isinstance(exc, (SourceError, ValueError, OSError, LookupError))
+        prefix = "erro" if expected else f"erro inesperado ({exc.__class__.__name__})"
+        print(f"vacina-d1: {prefix}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR if expected else EXIT_UNEXPECTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

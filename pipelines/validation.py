@@ -1,0 +1,241 @@
+"""Normalisation and validation of raw records, with quarantine.
+
+A source hands over raw frames (every contract column as text, as received,
+plus optional transient patient-identifier columns). ``validate`` normalises
+them (undoing the public files' known defects) and splits them into valid
+records, typed by ``contract.SCHEMA``, and quarantined ones, which keep their
+original values and the reason codes that sent them there. Nothing is dropped:
+``len(raw) == len(valid) + len(quarantine)`` always holds.
+
+Reason codes are stable, lower-case Portuguese identifiers (``cnes_invalido``)
+so people and checks can count them; ``REASON_LABELS`` has the sentence a person
+reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+from validate_docbr import CNS, CPF
+
+from pipelines import contract, reference
+
+# Transient patient identifiers a source may carry: checked here, turned into
+# ``co_paciente`` by a keyed hash, and never written out in clear.
+CNS_COLUMN = "nu_cns_paciente"
+CPF_COLUMN = "nu_cpf_paciente"
+PATIENT_ID_COLUMNS = (CNS_COLUMN, CPF_COLUMN)
+
+_CONTROL_CHARS = r"[\x00-\x1f\x7f]+"
+_FLOAT_DEFECT = r"^(-?\d+)\.0+$"
+_OLDEST_PLAUSIBLE = dt.date(1900, 1, 1)
+
+REASON_LABELS: dict[str, str] = {
+    "campo_obrigatorio_ausente": "campo obrigatório ausente",
+    "co_documento_duplicado": "co_documento repetido no dia",
+    "municipio_estabelecimento_invalido": "município do estabelecimento fora da lista do IBGE",
+    "municipio_estabelecimento_desconhecido": "município do estabelecimento desconhecido (999999)",
+    "uf_estabelecimento_inconsistente": "UF do estabelecimento não corresponde ao município",
+    "municipio_paciente_invalido": "município de residência fora da lista do IBGE",
+    "uf_paciente_invalida": "UF de residência inexistente",
+    "uf_paciente_inconsistente": "UF de residência não corresponde ao município",
+    "cnes_invalido": "CNES não tem 7 dígitos",
+    "dt_vacina_invalida": "data de vacinação ilegível",
+    "dt_vacina_implausivel": "data de vacinação anterior a 1900",
+    "dt_vacina_futura": "data de vacinação no futuro",
+    "dt_vacina_posterior_entrada": "data de vacinação posterior à entrada na RNDS",
+    "dt_entrada_rnds_invalida": "data de entrada na RNDS ilegível",
+    "dt_entrada_rnds_futura": "data de entrada na RNDS no futuro",
+    "dt_deletado_rnds_invalida": "data de exclusão ilegível",
+    "dt_deletado_rnds_futura": "data de exclusão no futuro",
+    "st_documento_invalido": "st_documento diferente de final ou entered-in-error",
+    "cns_invalido": "CNS do paciente com dígito verificador inválido",
+    "cpf_invalido": "CPF do paciente com dígito verificador inválido",
+}
+
+
+def reason_label(code: str) -> str:
+    """The Portuguese sentence for a reason code (``campo_obrigatorio_ausente:co_vacina`` included)."""
+    base, _, detail = code.partition(":")
+    label = REASON_LABELS.get(base, base)
+    return f"{label}: {detail}" if detail else label
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+
+
+def _text(name: str) -> pl.Expr:
+    """Trimmed text with control characters (CR/LF/tab) folded to a space; empty is null."""
+    cleaned = pl.col(name).str.replace_all(_CONTROL_CHARS, " ").str.strip_chars()
+    return pl.when(cleaned == "").then(None).otherwise(cleaned)
+
+
+def _code(name: str) -> pl.Expr:
+    expr = _text(name).str.replace(_FLOAT_DEFECT, "${1}")
+    width = contract.CODE_WIDTHS.get(name)
+    if width is None:
+        return expr
+    digits = expr.str.contains(r"^\d+$")
+    if name in ("co_municipio_paciente", "co_municipio_estabelecimento"):
+        # A 7-digit IBGE code carries a check digit the files leave out.
+        expr = pl.when(digits & (expr.str.len_chars() == 7)).then(expr.str.slice(0, 6)).otherwise(expr)
+    return pl.when(digits).then(expr.str.zfill(width)).otherwise(expr)
+
+
+def _parse_date(text: pl.Expr) -> pl.Expr:
+    """ISO dates, ISO date-times (their date part) and dd/mm/yyyy."""
+    iso = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    iso = pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}([T ].*)?$")).then(iso)
+    br = pl.when(text.str.contains(r"^\d{2}/\d{2}/\d{4}$")).then(text.str.to_date("%d/%m/%Y", strict=False))
+    return pl.coalesce(iso, br)
+
+
+def normalize(raw: pl.DataFrame) -> pl.DataFrame:
+    """Text columns cleaned, codes with their leading zeros, dates still as text."""
+    exprs = []
+    for name in contract.SOURCE_COLUMNS:
+        if name in contract.NUMERIC_CODE_COLUMNS:
+            expr = _code(name)
+        elif name in contract.UF_COLUMNS or name == "tp_sexo_paciente":
+            expr = _text(name).str.to_uppercase()
+        elif name == "st_documento":
+            expr = _text(name).str.to_lowercase()
+        else:
+            expr = _text(name)
+        exprs.append(expr.alias(name))
+    for name in PATIENT_ID_COLUMNS:
+        if name in raw.columns:
+            exprs.append(_text(name).str.replace_all(r"[.\-/ ]", "").alias(name))
+    return raw.select(exprs)
+
+
+def _valid_docbr(values: pl.Series, validator) -> pl.Series:
+    unique = values.drop_nulls().unique()
+    ok = {value: bool(validator.validate(value)) for value in unique.to_list()}
+    return values.replace_strict(ok, default=True, return_dtype=pl.Boolean)
+
+
+def _reasons(norm: pl.DataFrame, today: dt.date) -> pl.Series:
+    munis = reference.municipios()
+    muni_uf = {code: m.uf for code, m in munis.items()}
+    uf_codes = list(reference.ufs())
+    col = pl.col
+
+    dates = {name: _parse_date(col(name)) for name in contract.DATE_COLUMNS}
+    est_muni = col("co_municipio_estabelecimento")
+    pat_muni = col("co_municipio_paciente")
+    pat_uf = col("sg_uf_paciente")
+    pat_muni_known = pat_muni.is_not_null() & (pat_muni != contract.UNKNOWN_MUNICIPIO)
+    pat_uf_known = pat_uf.is_not_null() & (pat_uf != contract.UNKNOWN_UF)
+
+    checks: list[tuple[pl.Expr, str]] = [
+        (col(name).is_null(), f"campo_obrigatorio_ausente:{name}") for name in contract.REQUIRED_COLUMNS
+    ]
+    checks += [
+        (est_muni == contract.UNKNOWN_MUNICIPIO, "municipio_estabelecimento_desconhecido"),
+        (
+            est_muni.is_not_null() & (est_muni != contract.UNKNOWN_MUNICIPIO) & ~est_muni.is_in(list(munis)),
+            "municipio_estabelecimento_invalido",
+        ),
+        (
+            est_muni.is_in(list(munis))
+            & col("sg_uf_estabelecimento").is_not_null()
+            & (est_muni.replace_strict(muni_uf, default=None) != col("sg_uf_estabelecimento")),
+            "uf_estabelecimento_inconsistente",
+        ),
+        (pat_muni_known & ~pat_muni.is_in(list(munis)), "municipio_paciente_invalido"),
+        (pat_uf_known & ~pat_uf.is_in(uf_codes), "uf_paciente_invalida"),
+        (
+            pat_muni.is_in(list(munis))
+            & pat_uf_known
+            & (pat_muni.replace_strict(muni_uf, default=None) != pat_uf),
+            "uf_paciente_inconsistente",
+        ),
+        (
+            col("co_cnes_estabelecimento").is_not_null() & ~col("co_cnes_estabelecimento").str.contains(r"^\d{7}$"),
+            "cnes_invalido",
+        ),
+        (col("dt_vacina").is_not_null() & dates["dt_vacina"].is_null(), "dt_vacina_invalida"),
+        (dates["dt_vacina"] < _OLDEST_PLAUSIBLE, "dt_vacina_implausivel"),
+        (dates["dt_vacina"] > today, "dt_vacina_futura"),
+        (dates["dt_vacina"] > dates["dt_entrada_rnds"], "dt_vacina_posterior_entrada"),
+        (col("dt_entrada_rnds").is_not_null() & dates["dt_entrada_rnds"].is_null(), "dt_entrada_rnds_invalida"),
+        (dates["dt_entrada_rnds"] > today, "dt_entrada_rnds_futura"),
+        (col("dt_deletado_rnds").is_not_null() & dates["dt_deletado_rnds"].is_null(), "dt_deletado_rnds_invalida"),
+        (dates["dt_deletado_rnds"] > today, "dt_deletado_rnds_futura"),
+        (
+            col("st_documento").is_not_null() & ~col("st_documento").is_in(list(contract.ST_DOCUMENTO_VALUES)),
+            "st_documento_invalido",
+        ),
+    ]
+    if CNS_COLUMN in norm.columns:
+        checks.append((~col("_cns_ok"), "cns_invalido"))
+    if CPF_COLUMN in norm.columns:
+        checks.append((~col("_cpf_ok"), "cpf_invalido"))
+
+    frame = norm
+    if CNS_COLUMN in norm.columns:
+        frame = frame.with_columns(_valid_docbr(norm[CNS_COLUMN], CNS()).alias("_cns_ok"))
+    if CPF_COLUMN in norm.columns:
+        frame = frame.with_columns(_valid_docbr(norm[CPF_COLUMN], CPF()).alias("_cpf_ok"))
+    reasons = pl.concat_list(
+        [pl.when(cond.fill_null(False)).then(pl.lit(code)).otherwise(pl.lit(None, pl.String)) for cond, code in checks]
+    ).list.drop_nulls()
+    return frame.select(reasons.alias(contract.QUARANTINE_REASONS_COLUMN)).to_series()
+
+
+def validate(
+    raw: pl.DataFrame,
+    *,
+    today: dt.date,
+    pseudonymize: Callable[[pl.DataFrame], pl.Series] | None = None,
+) -> ValidationResult:
+    """Split raw records into valid (``contract.SCHEMA``) and quarantined
+    (``contract.QUARANTINE_SCHEMA``) ones.
+
+    ``today`` is the day after which no date may fall (the caller's clock, in
+    America/Sao_Paulo). When the frame carries CNS/CPF columns, ``pseudonymize``
+    turns them into ``co_paciente`` for valid and quarantined records alike, so
+    no clear identifier is ever stored.
+    """
+    has_ids = any(name in raw.columns for name in PATIENT_ID_COLUMNS)
+    if has_ids and pseudonymize is None:
+        raise ValueError("registros com CNS/CPF exigem a chave de pseudonimização")
+    origin = (
+        raw[contract.QUARANTINE_ORIGIN_COLUMN]
+        if contract.QUARANTINE_ORIGIN_COLUMN in raw.columns
+        else pl.Series(contract.QUARANTINE_ORIGIN_COLUMN, [None] * raw.height, dtype=pl.String)
+    )
+    raw = raw.with_columns(
+        pl.lit(None, pl.String).alias(name) for name in contract.SOURCE_COLUMNS if name not in raw.columns
+    )
+    norm = normalize(raw)
+    if has_ids:
+        ids = pseudonymize(norm)
+        norm = norm.with_columns(
+            pl.when(pl.col("co_paciente").is_null()).then(ids).otherwise(pl.col("co_paciente")).alias("co_paciente")
+        )
+        raw = raw.with_columns(
+            pl.when(pl.col("co_paciente").is_null()).then(ids).otherwise(pl.col("co_paciente")).alias("co_paciente")
+        )
+    reasons = _reasons(norm, today)
+    ok = reasons.list.len() == 0
+
+    valid = norm.filter(ok).select(
+        [
+            (_parse_date(pl.col(name)) if name in contract.DATE_COLUMNS else pl.col(name)).alias(name)
+            for name in contract.SOURCE_COLUMNS
+        ]
+    )
+    quarantine = (
+        raw.select(contract.SOURCE_COLUMNS)
+        .with_columns(origin.alias(contract.QUARANTINE_ORIGIN_COLUMN), reasons)
+        .filter(~ok)
+    )
+    return ValidationResult(valid=valid, quarantine=quarantine)
