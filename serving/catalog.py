@@ -1,0 +1,247 @@
+"""The catalog of published files: what the portal lists and serves.
+
+Two tables. A ``publication`` is one committed publication of a day (all UFs,
+or one UF re-run alone), numbered per day, with its manifest and the day's
+source counts. A ``published_file`` is one version of one file (an operation
+and a day); exactly one version per operation and day is current. Versions are
+never deleted, so an old version stays addressable for audit.
+
+The catalog transaction that marks a publication's files current is the commit
+point of a publication: until it commits, the portal lists the previous version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Generic, Sequence, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from serving import db
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Publication(Base):
+    __tablename__ = "publication"
+    __table_args__ = (sa.UniqueConstraint("day", "version", name="uq_publication_day_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[dt.date] = mapped_column(sa.Date, index=True)
+    version: Mapped[int]
+    # "BR" for the whole day, or the UF re-run alone.
+    scope: Mapped[str] = mapped_column(sa.String(2))
+    manifest_key: Mapped[str] = mapped_column(sa.String(512))
+    manifest_sha256: Mapped[str] = mapped_column(sa.String(64))
+    input_sha256: Mapped[str] = mapped_column(sa.String(64))
+    layout_version: Mapped[str] = mapped_column(sa.String(64))
+    records_read: Mapped[int] = mapped_column(sa.BigInteger)
+    records_valid: Mapped[int] = mapped_column(sa.BigInteger)
+    records_quarantined: Mapped[int] = mapped_column(sa.BigInteger)
+    files: Mapped[int]
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    bytes_csv: Mapped[int] = mapped_column(sa.BigInteger)
+    bytes_stored: Mapped[int] = mapped_column(sa.BigInteger)
+    published_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
+class PublishedFile(Base):
+    __tablename__ = "published_file"
+    __table_args__ = (
+        sa.UniqueConstraint("operation", "day", "version", name="uq_published_file_operation_day_version"),
+        # One current version per operation and day, enforced by the database.
+        sa.Index(
+            "ux_published_file_current",
+            "operation",
+            "day",
+            unique=True,
+            postgresql_where=sa.text("is_current"),
+            sqlite_where=sa.text("is_current"),
+        ),
+        sa.CheckConstraint("scope_kind in ('uf', 'municipio')", name="scope_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(sa.ForeignKey("publication.id"), index=True)
+    operation: Mapped[str] = mapped_column(sa.String(64), index=True)
+    scope_kind: Mapped[str] = mapped_column(sa.String(16))
+    uf: Mapped[str] = mapped_column(sa.String(2))
+    ibge6: Mapped[str | None] = mapped_column(sa.String(6))
+    day: Mapped[dt.date] = mapped_column(sa.Date)
+    version: Mapped[int]
+    object_key: Mapped[str] = mapped_column(sa.String(512), unique=True)
+    file_name: Mapped[str] = mapped_column(sa.String(255))
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    bytes_csv: Mapped[int] = mapped_column(sa.BigInteger)
+    bytes_stored: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256_csv: Mapped[str] = mapped_column(sa.String(64))
+    sha256_stored: Mapped[str] = mapped_column(sa.String(64))
+    content_type: Mapped[str] = mapped_column(sa.String(128))
+    content_encoding: Mapped[str | None] = mapped_column(sa.String(32))
+    layout_version: Mapped[str] = mapped_column(sa.String(64))
+    published_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+    is_current: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A published file as readers see it (detached from any session)."""
+
+    id: int
+    publication_id: int
+    operation: str
+    scope_kind: str
+    uf: str
+    ibge6: str | None
+    day: dt.date
+    version: int
+    object_key: str
+    file_name: str
+    rows: int
+    bytes_csv: int
+    bytes_stored: int
+    sha256_csv: str
+    sha256_stored: str
+    content_type: str
+    content_encoding: str | None
+    layout_version: str
+    published_at: dt.datetime
+    is_current: bool
+
+    @classmethod
+    def of(cls, row: PublishedFile) -> "FileRecord":
+        published_at = row.published_at
+        if published_at.tzinfo is None:  # SQLite returns naive datetimes; we store UTC
+            published_at = published_at.replace(tzinfo=dt.timezone.utc)
+        return cls(
+            **{name: getattr(row, name) for name in cls.__dataclass_fields__ if name != "published_at"},
+            published_at=published_at,
+        )
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    total: int
+    offset: int
+    limit: int
+
+
+class Catalog:
+    """Reads (and, through ``serving.publish``, writes) the catalog database."""
+
+    PACKAGE = "serving"
+
+    def __init__(self, url_or_engine: str | sa.Engine):
+        self.engine = db.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.url = self.engine.url.render_as_string(hide_password=False)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls) -> "Catalog":
+        from serving.settings import ServingSettings
+
+        return cls(ServingSettings().resolved_catalog_url)
+
+    def upgrade(self) -> "Catalog":
+        """Create or migrate the catalog tables (idempotent)."""
+        db.upgrade(self.PACKAGE, self.url)
+        return self
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _current(self, operation: str):
+        return sa.select(PublishedFile).where(PublishedFile.operation == operation, PublishedFile.is_current.is_(True))
+
+    def years(self, operation: str) -> list[int]:
+        year = sa.extract("year", PublishedFile.day)
+        query = (
+            sa.select(year)
+            .where(PublishedFile.operation == operation, PublishedFile.is_current.is_(True))
+            .distinct()
+            .order_by(year.desc())
+        )
+        with self.session() as session:
+            return [int(value) for value in session.scalars(query)]
+
+    def months(self, operation: str, year: int) -> list[int]:
+        month = sa.extract("month", PublishedFile.day)
+        query = (
+            sa.select(month)
+            .where(
+                PublishedFile.operation == operation,
+                PublishedFile.is_current.is_(True),
+                PublishedFile.day >= dt.date(year, 1, 1),
+                PublishedFile.day <= dt.date(year, 12, 31),
+            )
+            .distinct()
+            .order_by(month.desc())
+        )
+        with self.session() as session:
+            return [int(value) for value in session.scalars(query)]
+
+    def files(self, operation: str, year: int, month: int, *, offset: int = 0, limit: int = 10) -> Page[FileRecord]:
+        """Current files of an operation in a month, newest day first."""
+        first = dt.date(year, month, 1)
+        last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+        where = self._current(operation).where(PublishedFile.day >= first, PublishedFile.day <= last)
+        with self.session() as session:
+            total = session.scalar(sa.select(sa.func.count()).select_from(where.subquery())) or 0
+            rows = session.scalars(where.order_by(PublishedFile.day.desc()).offset(offset).limit(limit)).all()
+            return Page([FileRecord.of(row) for row in rows], int(total), offset, limit)
+
+    def file(self, file_id: int) -> FileRecord | None:
+        with self.session() as session:
+            row = session.get(PublishedFile, file_id)
+            return FileRecord.of(row) if row is not None else None
+
+    def current_file(self, operation: str, day: dt.date) -> FileRecord | None:
+        with self.session() as session:
+            row = session.scalars(self._current(operation).where(PublishedFile.day == day)).one_or_none()
+            return FileRecord.of(row) if row is not None else None
+
+    def versions(self, operation: str, day: dt.date) -> list[FileRecord]:
+        """Every version of a file, newest first (the audit trail)."""
+        query = (
+            sa.select(PublishedFile)
+            .where(PublishedFile.operation == operation, PublishedFile.day == day)
+            .order_by(PublishedFile.version.desc())
+        )
+        with self.session() as session:
+            return [FileRecord.of(row) for row in session.scalars(query)]
+
+    def current_files_of_day(self, day: dt.date) -> list[FileRecord]:
+        query = (
+            sa.select(PublishedFile)
+            .where(PublishedFile.day == day, PublishedFile.is_current.is_(True))
+            .order_by(PublishedFile.operation)
+        )
+        with self.session() as session:
+            return [FileRecord.of(row) for row in session.scalars(query)]
+
+    def latest_publication(self, day: dt.date) -> Publication | None:
+        query = sa.select(Publication).where(Publication.day == day).order_by(Publication.version.desc()).limit(1)
+        with self.session() as session:
+            return session.scalars(query).one_or_none()
