@@ -6,6 +6,8 @@ source, so a fresh machine runs the whole flow with nothing configured.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,3 +26,5 @@ class PipelineSettings(ServingSettings):
     # Key of the keyed hash that turns CNS/CPF into co_paciente. When unset, a
     # random key is created once in the data home (see pipelines.pseudonym).
     pseudonym_key: SecretStr | None = None
+    # A full CNES tbEstabelecimento dump (DATASUS); unset: the small table shipped in pipelines/data.
+    cnes_table: Path | None = None
