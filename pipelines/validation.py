@@ -28,6 +28,9 @@ from pipelines import contract, reference
 CNS_COLUMN = "nu_cns_paciente"
 CPF_COLUMN = "nu_cpf_paciente"
 PATIENT_ID_COLUMNS = (CNS_COLUMN, CPF_COLUMN)
+# Reason codes a source found while reading a record (list of text, transient):
+# added to validation's own, so the quarantine says what really went wrong.
+SOURCE_REASONS_COLUMN = "motivos_fonte"
 
 _CONTROL_CHARS = r"[\x00-\x1f\x7f]+"
 _FLOAT_DEFECT = r"^(-?\d+)\.0+$"
@@ -54,6 +57,12 @@ REASON_LABELS: dict[str, str] = {
     "st_documento_invalido": "st_documento diferente de final ou entered-in-error",
     "cns_invalido": "CNS do paciente com dígito verificador inválido",
     "cpf_invalido": "CPF do paciente com dígito verificador inválido",
+    "fhir_json_invalido": "documento FHIR com JSON malformado",
+    "fhir_nao_documento_ria": "não é um documento RIA (Bundle document com Composition e Immunization)",
+    "fhir_placeholder": "documento FHIR com marcador de modelo não preenchido ({{...}})",
+    "fhir_paciente_divergente": "paciente da Immunization diferente do sujeito da Composition",
+    "paciente_sem_cns_cpf": "paciente sem CNS nem CPF",
+    "cnes_desconhecido": "CNES fora da tabela de estabelecimentos (município e UF desconhecidos)",
 }
 
 
@@ -225,6 +234,13 @@ def validate(
             pl.when(pl.col("co_paciente").is_null()).then(ids).otherwise(pl.col("co_paciente")).alias("co_paciente")
         )
     reasons = _reasons(norm, today)
+    if SOURCE_REASONS_COLUMN in raw.columns:
+        found = raw[SOURCE_REASONS_COLUMN].cast(pl.List(pl.String)).fill_null(pl.lit([], pl.List(pl.String)))
+        reasons = (
+            pl.DataFrame([found.alias("_fonte"), reasons.alias("_validacao")])
+            .select(pl.concat_list("_fonte", "_validacao").alias(contract.QUARANTINE_REASONS_COLUMN))
+            .to_series()
+        )
     ok = reasons.list.len() == 0
 
     valid = norm.filter(ok).select(
