@@ -63,6 +63,7 @@ REASON_LABELS: dict[str, str] = {
     "fhir_paciente_divergente": "paciente da Immunization diferente do sujeito da Composition",
     "paciente_sem_cns_cpf": "paciente sem CNS nem CPF",
     "cnes_desconhecido": "CNES fora da tabela de estabelecimentos (município e UF desconhecidos)",
+    "csv_linha_malformada": "linha do CSV com número de campos diferente do cabeçalho",
 }
 
 
