@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -57,19 +58,53 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from pipelines import dates
-    from pipelines.extract import extract
+    from pipelines.extract import NO_ENTRY_DAY, extract, split_by_entry_day
     from pipelines.sources import open_source
 
     if not Path(args.input).exists():
         raise FileNotFoundError(f"arquivo de entrada não encontrado: {args.input}")
+    if args.split_days and (args.out or args.rejects or args.date):
+        raise ValueError("--split-days grava um arquivo por dia: não use junto com --out, --rejects ou --date")
+    if not args.split_days and not args.out:
+        raise ValueError("diga onde gravar: --out ARQUIVO.parquet (um arquivo) ou --split-days DIRETÓRIO (um por dia)")
+    if args.entry_date and args.format != "covid-csv":
+        raise ValueError("--entry-date só vale para --format covid-csv (os outros formatos trazem a data de entrada)")
     options: dict[str, Any] = {}
     if args.encoding and args.format != "fhir":
         options["encoding"] = args.encoding
+    if args.entry_date:
+        options["entry_date"] = dates.parse_day(args.entry_date)
     source = open_source(args.format, args.input, **options)
+    today = dates.today()
+    if args.split_days:
+        started = time.perf_counter()
+        days = split_by_entry_day(source, args.split_days, today=today)
+        ordered = sorted(day for day in days if day is not None) + ([None] if None in days else [])
+        summary = {
+            (day.isoformat() if day is not None else NO_ENTRY_DAY): {
+                "read": days[day].read,
+                "valid": days[day].valid,
+                "quarantined": days[day].quarantined,
+            }
+            for day in ordered
+        }
+        emit(
+            {
+                "command": "import",
+                "format": args.format,
+                "split_days": str(args.split_days),
+                "read": sum(c.read for c in days.values()),
+                "valid": sum(c.valid for c in days.values()),
+                "quarantined": sum(c.quarantined for c in days.values()),
+                "days": summary,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+        return
     day = dates.parse_day(args.date) if args.date else None
     out = Path(args.out)
     rejects = Path(args.rejects) if args.rejects else _default_rejects(out)
-    counts = extract(source.batches(), out, rejects, today=dates.today(), day=day, source=source)
+    counts = extract(source.batches(), out, rejects, today=today, day=day, source=source)
     emit(
         {
             "command": "import",
@@ -104,10 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp = commands.add_parser("import", help="importa exportações do OpenDataSUS ou documentos FHIR da RNDS")
     imp.add_argument("--format", required=True, choices=["pni-csv", "covid-csv", "fhir"])
     imp.add_argument("--input", required=True, help="arquivo CSV, zip, JSON, NDJSON ou diretório")
-    imp.add_argument("--out", required=True, help="arquivo Parquet de saída (registros válidos)")
-    imp.add_argument("--rejects", required=True, help="arquivo Parquet da quarentena")
+    imp.add_argument("--out", help="arquivo Parquet de saída (registros válidos)")
+    imp.add_argument("--rejects", help="arquivo Parquet da quarentena (padrão: <out>.rejects.parquet)")
     imp.add_argument("--date", help="só os registros deste dia de entrada na RNDS")
     imp.add_argument("--encoding", choices=["auto", "utf-8", "latin-1"], default="auto", help="codificação do CSV")
+    imp.add_argument(
+        "--split-days",
+        metavar="DIRETÓRIO",
+        help="lê a entrada uma vez e grava um par <AAAA-MM-DD>.parquet/.rejects.parquet por dia de entrada "
+        "(e sem-data.rejects.parquet para datas ilegíveis), em vez de --out",
+    )
+    imp.add_argument(
+        "--entry-date",
+        metavar="AAAA-MM-DD",
+        help="covid-csv: data de entrada na RNDS de todos os registros (padrão: a data de aplicação)",
+    )
     imp.set_defaults(handler=cmd_import)
 
     for register in _extensions():
