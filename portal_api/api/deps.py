@@ -1,0 +1,145 @@
+"""Dependencies of the routes: the database session, who is calling, and what they
+may see.
+
+Authentication sits behind ``IdentityProvider``: the app asks each configured
+provider in turn to recognise the bearer credential. Today there is one, for the
+opaque tokens ``POST /token`` issues; a gov.br OpenID Connect provider (validating
+its ID/access tokens and mapping the CPF claim to a ``User``) is one more class in
+``app.state.services.identity_providers``, and no route changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Iterator, Protocol
+
+from fastapi import Depends, Request, Security
+from fastapi.security import OAuth2
+from sqlalchemy.orm import Session
+
+from portal_api import crud
+from portal_api.core import problems, security
+from portal_api.core.config import PortalSettings
+from portal_api.core.db import Database
+from portal_api.refresh import DagsterClient
+from serving.catalog import FileRecord
+from serving.storage import Storage
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, however they authenticated."""
+
+    user_id: int
+    name: str
+    cpf: str
+    email: str
+    method: str  # "token" today; "oidc" with gov.br
+
+
+class IdentityProvider(Protocol):
+    name: str
+
+    def authenticate(self, session: Session, bearer: str) -> Principal | None:
+        """The caller behind this bearer credential, or None when this provider does
+        not recognise it (the next provider is asked)."""
+
+
+class AccessTokenProvider:
+    """The opaque bearer tokens of ``POST /token`` (stored as keyed hashes)."""
+
+    name = "token"
+
+    def __init__(self, key: bytes):
+        self.key = key
+
+    def authenticate(self, session: Session, bearer: str) -> Principal | None:
+        found = crud.user_of_access_token(session, self.key, bearer)
+        if found is None:
+            return None
+        user, _ = found
+        return Principal(user.id, user.name, user.cpf, user.email, self.name)
+
+
+@dataclass
+class Services:
+    settings: PortalSettings
+    database: Database
+    storage: Storage
+    token_key: bytes
+    dagster: DagsterClient
+    identity_providers: list[IdentityProvider] = field(default_factory=list)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    with services.database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+# Documents the flow in OpenAPI (Swagger's "Authorize"); the header is parsed below.
+oauth2_scheme = OAuth2(
+    flows={"clientCredentials": {"tokenUrl": "/token", "scopes": {}}},
+    scheme_name="token",
+    description="Troque o token pessoal por um token de acesso em `POST /token` e envie-o como `Authorization: Bearer`.",
+    auto_error=False,
+)
+
+
+def get_principal(
+    services: ServicesDep, session: SessionDep, authorization: Annotated[str | None, Security(oauth2_scheme)] = None
+) -> Principal:
+    if not authorization:
+        raise problems.ProblemError(
+            401,
+            "Envie um token de acesso no cabeçalho Authorization: Bearer (obtido em POST /token).",
+            headers={"WWW-Authenticate": 'Bearer realm="vacina-d1"'},
+        )
+    scheme, _, bearer = authorization.partition(" ")
+    bearer = bearer.strip()
+    if scheme.lower() != "bearer" or not bearer or len(bearer) > 4096:
+        raise problems.unauthorized("O cabeçalho Authorization precisa ser `Bearer <token>`.", error="invalid_request")
+    for provider in services.identity_providers:
+        principal = provider.authenticate(session, bearer)
+        if principal is not None:
+            return principal
+    raise problems.unauthorized("Token de acesso inválido, expirado ou revogado.")
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_scope(principal: CurrentPrincipal, session: SessionDep) -> crud.Scope:
+    return crud.scope_of(session, principal.user_id)
+
+
+ScopeDep = Annotated[crud.Scope, Depends(get_scope)]
+
+NOT_IN_SCOPE = "Operação ou arquivo não encontrado no escopo das suas credenciais."
+
+
+def operation_in_scope(operation: str, scope: crud.Scope) -> str:
+    """404 — never 403 — for an operation the caller's credentials do not grant."""
+    if operation not in scope:
+        raise problems.not_found(NOT_IN_SCOPE)
+    return operation
+
+
+def file_in_scope(services: Services, file_id: int, scope: crud.Scope) -> FileRecord:
+    """404 for a file that does not exist and for one outside the caller's scope alike."""
+    record = services.database.catalog.file(file_id)
+    if record is None or record.operation not in scope:
+        raise problems.not_found(NOT_IN_SCOPE)
+    return record
+
+
+def masked_cpf(cpf: str) -> str:
+    return security.mask_cpf(cpf)

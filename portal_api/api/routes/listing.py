@@ -1,0 +1,85 @@
+"""The "Download CSV" listing: operation → year → month → one file per day.
+
+Always scoped: an operation the caller's credentials do not grant is 404, the same
+answer as an operation that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from portal_api import crud, schemas
+from portal_api.api import present
+from portal_api.api.deps import ScopeDep, ServicesDep, SessionDep, operation_in_scope
+from portal_api.core import problems
+from portal_api.models import OPERATION_PATTERN
+
+router = APIRouter(tags=["arquivos"])
+
+PAGE_SIZE_MAX = 100
+OperationPath = Annotated[
+    str, Path(pattern=OPERATION_PATTERN, max_length=64, description="Nome da operação, como `imunizacao-total-df`.")
+]
+YearPath = Annotated[int, Path(ge=2000, le=2100, description="Ano (AAAA).")]
+MonthPath = Annotated[int, Path(ge=1, le=12, description="Mês (1-12).")]
+
+
+@router.get(
+    "/operations/{operation}/years",
+    response_model=schemas.YearsOut,
+    summary="Anos com arquivos",
+    description="Os anos em que a operação tem arquivos publicados, do mais recente ao mais antigo.",
+    responses=problems.responses(401, 404, 422, 503),
+)
+def years(operation: OperationPath, services: ServicesDep, scope: ScopeDep) -> schemas.YearsOut:
+    operation_in_scope(operation, scope)
+    return schemas.YearsOut(operation=operation, years=services.database.catalog.years(operation))
+
+
+@router.get(
+    "/operations/{operation}/years/{year}/months",
+    response_model=schemas.MonthsOut,
+    summary="Meses com arquivos",
+    description="Os meses do ano em que a operação tem arquivos publicados, do mais recente ao mais antigo.",
+    responses=problems.responses(401, 404, 422, 503),
+)
+def months(operation: OperationPath, year: YearPath, services: ServicesDep, scope: ScopeDep) -> schemas.MonthsOut:
+    operation_in_scope(operation, scope)
+    return schemas.MonthsOut(operation=operation, year=year, months=services.database.catalog.months(operation, year))
+
+
+@router.get(
+    "/operations/{operation}/years/{year}/months/{month}/files",
+    response_model=schemas.FilePage,
+    summary="Arquivos do mês",
+    description=(
+        "Um arquivo por dia (a versão atual), do dia mais recente ao mais antigo, paginado como no portal "
+        "(\"Exibir 10 | 1-10 de 100 itens | Página N\"). Cada arquivo traz data, nome, registros, tamanho, SHA-256 "
+        "e os downloads mais recentes (nome, CPF mascarado, data e hora); o registro completo está em "
+        "`GET /files/{file_id}/downloads`."
+    ),
+    responses=problems.responses(401, 404, 422, 503),
+)
+def files(
+    operation: OperationPath,
+    year: YearPath,
+    month: MonthPath,
+    services: ServicesDep,
+    session: SessionDep,
+    scope: ScopeDep,
+    page: Annotated[int, Query(ge=1, le=100_000, description="Página (a partir de 1).")] = 1,
+    page_size: Annotated[int | None, Query(ge=1, le=PAGE_SIZE_MAX, description="Itens por página (máximo 100).")] = None,
+) -> schemas.FilePage:
+    operation_in_scope(operation, scope)
+    size = page_size or services.settings.page_size_default
+    listing = services.database.catalog.files(operation, year, month, offset=(page - 1) * size, limit=size)
+    logs = crud.downloads_of_days(
+        session, operation, [record.day for record in listing.items], per_day=services.settings.log_entries_per_file
+    )
+    items = [present.file(record, *logs[record.day]) for record in listing.items]
+    return schemas.FilePage(
+        operation=operation, year=year, month=month, items=items,
+        **present.paging(listing.total, page, size, len(items)),
+    )

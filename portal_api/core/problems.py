@@ -1,0 +1,256 @@
+"""Every error as an RFC 9457 problem document (``application/problem+json``), in
+Portuguese, without stack traces: our own errors, Starlette's HTTP errors (404 of an
+unknown path, 405), request validation (422), the database being unreachable (503)
+and anything unexpected (500, logged on the server with its traceback)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("portal_api")
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:vacina-d1:problema:"
+
+
+class Problem(BaseModel):
+    """Um erro no formato RFC 9457 (problem+json)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
+
+    type: str = Field(description="Identificador do tipo de problema (URN).", examples=[TYPE_PREFIX + "nao-encontrado"])
+    title: str = Field(description="Resumo do tipo de problema, em português.")
+    status: int = Field(ge=400, le=599, description="O código HTTP da resposta.")
+    detail: str = Field(description="O que aconteceu nesta requisição, em português.")
+    instance: str | None = Field(None, description="O caminho da requisição que falhou.")
+
+
+class FieldError(BaseModel):
+    location: str = Field(description="Onde está o valor: path, query, header, cookie ou body.")
+    field: str = Field(description="O nome do campo (caminho com pontos, em objetos).")
+    message: str = Field(description="Por que o valor foi recusado, em português.")
+
+
+class ValidationProblem(Problem):
+    """Dados da requisição recusados, campo a campo."""
+
+    errors: list[FieldError] = Field(description="Cada campo recusado e o motivo.")
+
+
+# status → (slug, title, default detail)
+_DEFAULTS: dict[int, tuple[str, str, str]] = {
+    400: ("requisicao-invalida", "Requisição inválida", "A requisição não pôde ser entendida."),
+    401: ("nao-autenticado", "Não autenticado", "Envie um token de acesso válido no cabeçalho Authorization: Bearer."),
+    403: ("proibido", "Acesso negado", "Esta ação não é permitida."),
+    404: ("nao-encontrado", "Não encontrado", "O recurso pedido não existe ou não está no escopo das suas credenciais."),
+    405: ("metodo-nao-permitido", "Método não permitido", "Este método HTTP não é aceito neste caminho."),
+    406: ("nao-aceitavel", "Formato não disponível", "Não há representação no formato pedido."),
+    409: ("conflito", "Conflito", "A requisição conflita com o estado atual do recurso."),
+    413: ("corpo-muito-grande", "Corpo da requisição muito grande", "O corpo da requisição excede o limite aceito."),
+    415: ("tipo-nao-suportado", "Tipo de conteúdo não suportado", "O tipo do corpo da requisição não é aceito."),
+    416: ("intervalo-invalido", "Intervalo não satisfatível", "O intervalo de bytes pedido está fora do arquivo."),
+    422: ("dados-invalidos", "Dados inválidos", "Um ou mais campos da requisição foram recusados."),
+    429: ("limite-excedido", "Limite de requisições excedido", "Muitas requisições; tente novamente mais tarde."),
+    500: ("erro-interno", "Erro interno", "Ocorreu um erro inesperado; ele foi registrado. Tente novamente mais tarde."),
+    502: ("pipeline-recusou", "Resposta inválida do pipeline", "O orquestrador do pipeline recusou o pedido."),
+    503: ("indisponivel", "Serviço indisponível", "Um serviço de que a API depende está indisponível; tente novamente."),
+}
+
+
+def _defaults(status: int) -> tuple[str, str, str]:
+    if status in _DEFAULTS:
+        return _DEFAULTS[status]
+    return ("erro-cliente" if status < 500 else "erro-servidor", "Erro", "A requisição não pôde ser atendida.")
+
+
+class ProblemError(Exception):
+    """Raised anywhere in the API to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
+        default_slug, default_title, default_detail = _defaults(status)
+        self.status = status
+        self.slug = slug or default_slug
+        self.title = title or default_title
+        self.detail = detail or default_detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+def not_found(detail: str | None = None) -> ProblemError:
+    return ProblemError(404, detail)
+
+
+def unauthorized(detail: str | None = None, *, error: str = "invalid_token") -> ProblemError:
+    return ProblemError(401, detail, headers={"WWW-Authenticate": f'Bearer error="{error}"'})
+
+
+def problem_response(request: Request | None, problem: ProblemError) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + problem.slug,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(problem.extra)
+    headers = {"Cache-Control": "no-store", **problem.headers}
+    return JSONResponse(body, status_code=problem.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+_MESSAGES = {
+    "missing": "campo obrigatório",
+    "int_parsing": "deve ser um número inteiro",
+    "int_type": "deve ser um número inteiro",
+    "int_from_float": "deve ser um número inteiro",
+    "bool_parsing": "deve ser verdadeiro ou falso",
+    "bool_type": "deve ser verdadeiro ou falso",
+    "string_type": "deve ser um texto",
+    "string_pattern_mismatch": "formato inválido",
+    "json_invalid": "JSON inválido",
+    "json_type": "JSON inválido",
+    "dict_type": "deve ser um objeto JSON",
+    "model_attributes_type": "deve ser um objeto JSON",
+    "model_type": "deve ser um objeto JSON",
+    "extra_forbidden": "campo não permitido",
+    "date_parsing": "data inválida (use AAAA-MM-DD)",
+    "date_from_datetime_parsing": "data inválida (use AAAA-MM-DD)",
+    "uuid_parsing": "identificador inválido",
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    if kind == "greater_than_equal":
+        return f"deve ser maior ou igual a {ctx.get('ge')}"
+    if kind == "greater_than":
+        return f"deve ser maior que {ctx.get('gt')}"
+    if kind == "less_than_equal":
+        return f"deve ser menor ou igual a {ctx.get('le')}"
+    if kind == "less_than":
+        return f"deve ser menor que {ctx.get('lt')}"
+    if kind == "string_too_long":
+        return f"deve ter no máximo {ctx.get('max_length')} caracteres"
+    if kind == "string_too_short":
+        return f"deve ter pelo menos {ctx.get('min_length')} caracteres"
+    if kind == "too_long":
+        return f"deve ter no máximo {ctx.get('max_length')} itens"
+    if kind == "literal_error":
+        return f"deve ser um de: {ctx.get('expected')}"
+    if kind == "enum":
+        return f"deve ser um de: {ctx.get('expected')}"
+    if kind == "value_error":
+        # Our own validators raise ValueError with a Portuguese message.
+        return str(ctx.get("error") or error.get("msg", "valor inválido")).removeprefix("Value error, ")
+    return "valor inválido"
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
+    result = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        location = loc[0] if loc else "body"
+        result.append({"location": location, "field": ".".join(loc[1:]) or location, "message": _message(error)})
+    return result
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into a problem document."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError):
+        return problem_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        # Starlette's and FastAPI's own messages are English ("Not Found"); the API raises
+        # ProblemError itself, so these get the Portuguese default for their status.
+        return problem_response(request, ProblemError(exc.status_code, headers=dict(exc.headers or {})))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = validation_errors(list(exc.errors()))
+        fields = ", ".join(sorted({e["field"] for e in errors}))
+        detail = f"Campos recusados: {fields}." if fields else None
+        return problem_response(request, ProblemError(422, detail, extra={"errors": errors}))
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _database(request: Request, exc: sa.exc.OperationalError):
+        log.error("banco de dados indisponível: %s", str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        return problem_response(request, ProblemError(503, "O banco de dados está indisponível; tente novamente em instantes."))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("erro inesperado em %s %s", request.method, request.url.path)
+        return problem_response(request, ProblemError(500))
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_RESPONSE_DESCRIPTIONS = {
+    400: "Requisição malformada.",
+    401: "Token ausente, expirado, revogado ou inválido.",
+    403: "Termos de uso da operação ainda não aceitos (ou aceitos numa versão anterior).",
+    404: "Não existe, ou está fora do escopo das credenciais de quem chama (nunca 403, para que ids não possam ser sondados).",
+    409: "Conflito com o estado atual.",
+    413: "Corpo da requisição acima do limite.",
+    416: "Intervalo de bytes fora do arquivo.",
+    422: "Parâmetros ou corpo recusados, campo a campo.",
+    429: "Limite de pedidos por hora excedido; veja Retry-After.",
+    500: "Erro inesperado (registrado no servidor, sem detalhes internos na resposta).",
+    502: "O orquestrador do pipeline (Dagster) recusou o pedido.",
+    503: "Banco de dados, armazenamento, registro de downloads ou orquestrador indisponível.",
+}
+
+_RESPONSE_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "Esquema de autenticação esperado (Bearer).", "schema": {"type": "string"}}},
+    416: {"Content-Range": {"description": "bytes */<tamanho do arquivo>", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Segundos até um novo pedido ser aceito.", "schema": {"type": "integer"}}},
+}
+
+
+def responses(*codes: int, descriptions: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for problem documents (always with 500; 422 with its field list)."""
+    result: dict[int | str, dict[str, Any]] = {}
+    for code in sorted({*codes, 500}):
+        entry: dict[str, Any] = {
+            "description": (descriptions or {}).get(code, _RESPONSE_DESCRIPTIONS.get(code, _defaults(code)[1])),
+            "content": {MEDIA_TYPE: {"schema": _ref("ValidationProblem" if code == 422 else "Problem")}},
+        }
+        if code in _RESPONSE_HEADERS:
+            entry["headers"] = _RESPONSE_HEADERS[code]
+        result[code] = entry
+    return result
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """Component schemas of the problem documents (the routes only reference them)."""
+    schemas: dict[str, Any] = {}
+    for model in (Problem, FieldError, ValidationProblem):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas

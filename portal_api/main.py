@@ -1,0 +1,98 @@
+"""The app factory: ``create_app(settings=None)``.
+
+Applies the migrations (serving's, then the portal's) when the app is made, opens the
+catalog's database and the storage the pipeline publishes to, and wires every error
+to a problem document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from portal_api.api.deps import AccessTokenProvider, Services
+from portal_api.api.main import api_router
+from portal_api.core import problems
+from portal_api.core.config import PortalSettings
+from portal_api.core.db import Database, upgrade
+from portal_api.refresh import DagsterClient
+from serving.storage import open_storage
+
+DESCRIPTION = """\
+Os registros de vacinação D-1 da RNDS em arquivos CSV por UF e município, para quem
+tem credencial: listagem por operação, ano e mês; termos de uso; download registrado;
+pedido de atualização de um dia.
+
+Autenticação: troque o token pessoal por um token de acesso em `POST /token` e envie-o
+em `Authorization: Bearer`. Tudo o que está fora do escopo das suas credenciais responde
+404, como o que não existe. Erros seguem a RFC 9457 (`application/problem+json`).
+"""
+
+TAGS = [
+    {"name": "autenticação", "description": "Token de acesso a partir do token pessoal."},
+    {"name": "credenciais", "description": "O usuário, suas credenciais e operações."},
+    {"name": "arquivos", "description": "Listagem por operação, ano e mês, com o registro de downloads de cada arquivo."},
+    {"name": "termos de uso", "description": "Termos versionados por operação; aceite antes do primeiro download."},
+    {"name": "downloads", "description": "O arquivo, com retomada (Range) e registro antes do primeiro byte."},
+    {"name": "atualização", "description": "Reprocessamento de um dia pelo pipeline (Dagster)."},
+    {"name": "saúde", "description": "Monitoração."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    method = sorted(route.methods)[0].lower()
+    return f"{route.name}_{method}" if method == "head" else route.name
+
+
+def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) -> FastAPI:
+    settings = settings or PortalSettings()
+    url = settings.resolved_catalog_url
+    if migrate:
+        upgrade(url)
+    database = Database(url)
+    token_key = settings.resolved_token_key()
+    services = Services(
+        settings=settings,
+        database=database,
+        storage=open_storage(settings.resolved_storage_url),
+        token_key=token_key,
+        dagster=DagsterClient(
+            graphql_url=settings.dagster_graphql_url,
+            location=settings.dagster_location,
+            repository=settings.dagster_repository,
+            job=settings.dagster_job,
+            timeout_seconds=settings.dagster_timeout_seconds,
+        ),
+        identity_providers=[AccessTokenProvider(token_key)],
+    )
+    app = FastAPI(
+        title="vacina-d1 — Portal de Serviços: Download CSV",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        generate_unique_id_function=_operation_id,
+        max_body_size=settings.max_body_bytes,
+        redirect_slashes=False,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(api_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(problems.openapi_schemas())
+            # FastAPI's own 422 models are replaced by ValidationProblem everywhere.
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
