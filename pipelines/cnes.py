@@ -225,6 +225,7 @@ class CnesTable:
     def __init__(self, frame: pl.DataFrame, source: str):
         self._frame = frame.sort("cnes")
         self._keys = self._frame["cnes"]
+        self._by_cnes: dict[str, Estabelecimento | None] = {}  # memo: sources look up the same few thousand
         self.source = source
 
     @classmethod
@@ -254,10 +255,11 @@ class CnesTable:
         key = _digits(None if code is None else str(code).strip(), 7)
         if key is None:
             return None
-        index = self._keys.search_sorted(key, side="left")
-        if index >= self._frame.height or self._keys[index] != key:
-            return None
-        return Estabelecimento(**self._frame.row(index, named=True))
+        if key not in self._by_cnes:
+            index = self._keys.search_sorted(key, side="left")
+            found = index < self._frame.height and self._keys[index] == key
+            self._by_cnes[key] = Estabelecimento(**self._frame.row(index, named=True)) if found else None
+        return self._by_cnes[key]
 
     def by_cnpj(self, cnpj: str | int | None) -> list[Estabelecimento]:
         """Establishments whose own CNPJ, or whose maintainer's, is ``cnpj`` (by CNES)."""

@@ -699,6 +699,11 @@ def _frame(columns: dict[str, list]) -> pl.DataFrame:
     return pl.DataFrame(columns, schema=BATCH_SCHEMA)
 
 
+def records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
+    """Records of ``map_document`` as a raw frame (``BATCH_SCHEMA``)."""
+    return _frame({name: [record.get(name) for record in records] for name in BATCH_SCHEMA})
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
