@@ -478,6 +478,17 @@ class _OpenDataSusCsv(Source):
             yield pl.concat(pending, how="diagonal_relaxed")
 
     def _member_frames(self, label: str, stream: BinaryIO) -> Iterator[pl.DataFrame]:
+        try:
+            yield from self._read_member(label, stream)
+        except SourceError:
+            if isinstance(stream, zipfile.ZipExtFile):
+                # A damaged deflate stream can decode to garbage that fails here before
+                # the member's CRC is checked at its end: read on, and blame the zip if it is.
+                for _ in _blocks(stream, label):
+                    pass
+            raise
+
+    def _read_member(self, label: str, stream: BinaryIO) -> Iterator[pl.DataFrame]:
         blocks = _blocks(stream, label)
         first = next(blocks, b"")
         first, encoding = _check_start(first, label, self.encoding)
