@@ -661,25 +661,19 @@ class FhirSource(Source):
     def batches(self) -> Iterator[pl.DataFrame]:
         table = self._table()
         patients = self._patients()
-        columns: dict[str, list] = {name: [] for name in BATCH_SCHEMA}
-        size = 0
+        pending: list[dict[str, Any]] = []
         for entry in self._entries():
             if entry.reason is not None:
-                records = [_bad_record(entry.origin, entry.reason)]
+                pending.append(_bad_record(entry.origin, entry.reason))
             else:
-                records = map_document(
-                    entry.bundle, entry.origin, cnes_table=table, patients=patients, placeholder=entry.placeholder
+                pending.extend(
+                    map_document(entry.bundle, entry.origin, cnes_table=table, patients=patients, placeholder=entry.placeholder)
                 )
-            for record in records:
-                for name, values in columns.items():
-                    values.append(record.get(name))
-                size += 1
-            if size >= self.batch_size:
-                yield _frame(columns)
-                columns = {name: [] for name in BATCH_SCHEMA}
-                size = 0
-        if size:
-            yield _frame(columns)
+            if len(pending) >= self.batch_size:
+                yield records_frame(pending)
+                pending = []
+        if pending:
+            yield records_frame(pending)
 
 
 def _nested_documents(bundle: Any) -> list:
@@ -695,13 +689,9 @@ def _nested_documents(bundle: Any) -> list:
     ]
 
 
-def _frame(columns: dict[str, list]) -> pl.DataFrame:
-    return pl.DataFrame(columns, schema=BATCH_SCHEMA)
-
-
 def records_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
-    """Records of ``map_document`` as a raw frame (``BATCH_SCHEMA``)."""
-    return _frame({name: [record.get(name) for record in records] for name in BATCH_SCHEMA})
+    """Records of ``map_document`` as a raw frame (``BATCH_SCHEMA``; absent keys are null)."""
+    return pl.from_dicts(records, schema=BATCH_SCHEMA)
 
 
 def _first_line(exc: BaseException) -> str:
