@@ -74,11 +74,11 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
         description=DESCRIPTION,
         openapi_tags=TAGS,
         generate_unique_id_function=_operation_id,
-        max_body_size=settings.max_body_bytes,
         redirect_slashes=False,
     )
     app.state.services = services
     problems.install(app)
+    app.add_middleware(problems.BodyLimitMiddleware, max_body_size=settings.max_body_bytes)
     app.include_router(api_router)
 
     def openapi() -> dict[str, Any]:

@@ -254,3 +254,48 @@ def openapi_schemas() -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     return schemas
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+class BodyLimitMiddleware:
+    """Bounds every request body (declared or streamed) and answers 413 as a problem
+    document (Starlette's own limiter answers in plain text)."""
+
+    def __init__(self, app, max_body_size: int):
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            too_large = declared is not None and int(declared) > self.max_body_size
+        except ValueError:
+            too_large = False
+        if too_large:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_size:
+                    raise _BodyTooLarge()  # becomes the 413 problem through the HTTP handler
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        from starlette.requests import Request
+
+        response = problem_response(Request(scope), ProblemError(413, f"O corpo da requisição passa de {self.max_body_size} bytes."))
+        await response(scope, receive, send)

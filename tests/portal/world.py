@@ -1,0 +1,172 @@
+"""A small published world for the portal tests: real gzip CSV files in a local
+store, their catalog rows (the SHA-256 in each row is the digest of the stored
+bytes), two credentials of different states and their users.
+
+When ``serving.publish`` exists the catalog should be filled through it; until then
+the rows are written with the catalog's ORM the way a publication commits them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from pipelines import contract
+from portal_api import crud
+from portal_api.core.config import PortalSettings
+from portal_api.core.db import Database, upgrade
+from serving.catalog import Publication, PublishedFile
+from serving.storage import LocalStorage, Storage
+
+ANA_CPF = "52998224725"  # DF state user
+BRUNO_CPF = "11144477735"  # SP, São Paulo city user
+CARLA_CPF = "71015425062"  # DF user without terms yet / second DF user
+
+DF = "imunizacao-total-df"
+SP_CITY = "imunizacao-total-sp-355030"
+SP_STATE = "imunizacao-total-sp"
+TOKEN_KEY = "k" * 48
+
+
+def csv_bytes(operation: str, day: dt.date, rows: int, seed: int) -> bytes:
+    """A CSV with the contract's header and ``rows`` varied rows (so gzip keeps it large)."""
+    rng = random.Random(f"{operation}/{day}/{seed}")
+    out = io.StringIO()
+    out.write(",".join(contract.FILE_COLUMNS) + "\n")
+    for n in range(rows):
+        values = [f"{rng.getrandbits(64):016x}" if i % 3 else str(n) for i, _ in enumerate(contract.FILE_COLUMNS)]
+        out.write(",".join(values) + "\n")
+    return out.getvalue().encode()
+
+
+@dataclass
+class Published:
+    id: int
+    operation: str
+    day: dt.date
+    version: int
+    gz: bytes
+    csv: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.gz).hexdigest()
+
+
+def publish_file(database: Database, storage: Storage, operation: str, day: dt.date, *, rows: int = 50, seed: int = 0) -> Published:
+    """One new version of (operation, day), made current, like a publication commit."""
+    parsed = crud.parse_operation(operation)
+    csv = csv_bytes(operation, day, rows, seed)
+    gz = gzip.compress(csv, mtime=0)
+    with database.session() as session, session.begin():
+        version = (
+            session.scalar(
+                sa.select(sa.func.max(PublishedFile.version)).where(PublishedFile.operation == operation, PublishedFile.day == day)
+            )
+            or 0
+        ) + 1
+        name = contract.file_name(operation, day)
+        key = f"d1/{day:%Y/%m/%d}/v{version}/{name}"
+        storage.put_bytes(key, gz, content_type="application/gzip")
+        publication_version = (session.scalar(sa.select(sa.func.max(Publication.version)).where(Publication.day == day)) or 0) + 1
+        publication = Publication(
+            day=day, version=publication_version, scope=parsed.uf, manifest_key=f"d1/{day:%Y/%m/%d}/p{publication_version}/manifest.json",
+            manifest_sha256="0" * 64, input_sha256="1" * 64, layout_version=contract.LAYOUT_VERSION, records_read=rows,
+            records_valid=rows, records_quarantined=0, files=1, rows=rows, bytes_csv=len(csv), bytes_stored=len(gz),
+        )
+        session.add(publication)
+        session.flush()
+        session.execute(
+            sa.update(PublishedFile).where(PublishedFile.operation == operation, PublishedFile.day == day).values(is_current=False)
+        )
+        row = PublishedFile(
+            publication_id=publication.id, operation=operation, scope_kind="municipio" if parsed.ibge6 else "uf",
+            uf=parsed.uf, ibge6=parsed.ibge6, day=day, version=version, object_key=key, file_name=name, rows=rows,
+            bytes_csv=len(csv), bytes_stored=len(gz), sha256_csv=hashlib.sha256(csv).hexdigest(),
+            sha256_stored=hashlib.sha256(gz).hexdigest(), content_type="application/gzip", content_encoding=None,
+            layout_version=contract.LAYOUT_VERSION, is_current=True,
+        )
+        session.add(row)
+        session.flush()
+        return Published(row.id, operation, day, version, gz, csv)
+
+
+@dataclass
+class World:
+    settings: PortalSettings
+    database: Database
+    storage: LocalStorage
+    files: dict[str, list[Published]] = field(default_factory=dict)
+    personal_tokens: dict[str, str] = field(default_factory=dict)
+    personal_token_ids: dict[str, int] = field(default_factory=dict)
+
+    def file(self, operation: str, day: dt.date) -> Published:
+        return [f for f in self.files[operation] if f.day == day][-1]
+
+
+def build(tmp_path: Path, catalog_url: str | None = None, *, big_rows: int = 50, **settings_overrides) -> World:
+    home = tmp_path / "home"
+    settings = PortalSettings(
+        home=home,
+        catalog_url=catalog_url or f"sqlite:///{home / 'catalog.db'}",
+        storage_url=str(home / "storage"),
+        token_key=TOKEN_KEY,
+        **settings_overrides,
+    )
+    upgrade(settings.resolved_catalog_url)
+    database = Database(settings.resolved_catalog_url)
+    storage = LocalStorage(settings.resolved_storage_url)
+    world = World(settings, database, storage)
+    days = {
+        DF: [dt.date(2025, 12, 31), dt.date(2026, 10, 31), dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)],
+        SP_CITY: [dt.date(2026, 11, 20), dt.date(2026, 11, 21)],
+        SP_STATE: [dt.date(2026, 11, 21)],
+    }
+    for operation, op_days in days.items():
+        world.files[operation] = [
+            publish_file(database, storage, operation, day, rows=big_rows if day == dt.date(2026, 11, 21) else 20)
+            for day in op_days
+        ]
+    with database.session() as session, session.begin():
+        ana = crud.create_user(session, cpf=ANA_CPF, name="Ana Souza", email="ana@saude.df.gov.br")
+        bruno = crud.create_user(session, cpf=BRUNO_CPF, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
+        carla = crud.create_user(session, cpf=CARLA_CPF, name="Carla Dias", email="carla@saude.df.gov.br")
+        df = crud.create_credential(
+            session, number="3804/2024", cnes="0010456", uf="DF", system_name="SI-PNI DF", environment="producao",
+            holder=ana, operations=[DF],
+        )
+        crud.create_credential(
+            session, number="3805/2024", cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
+            holder=bruno, operations=[SP_CITY],
+        )
+        crud.grant(session, carla, df)
+        key = settings.resolved_token_key()
+        for cpf, user in ((ANA_CPF, ana), (BRUNO_CPF, bruno), (CARLA_CPF, carla)):
+            row, plain = crud.issue_personal_token(session, key, user, name="testes", days=30)
+            world.personal_tokens[cpf] = plain
+            world.personal_token_ids[cpf] = row.id
+    return world
+
+
+def bearer(client, world: World, cpf: str) -> dict[str, str]:
+    """Authorization header for a user, through POST /token (works with TestClient and httpx)."""
+    response = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": cpf, "client_secret": world.personal_tokens[cpf]},
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def accept_terms(client, headers: dict[str, str], operation: str) -> int:
+    version = client.get(f"/operations/{operation}/terms", headers=headers).json()["version"]
+    response = client.post(f"/operations/{operation}/terms/acceptances", json={"version": version, "accepted": True}, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    return version
