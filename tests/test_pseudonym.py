@@ -1,11 +1,9 @@
 import datetime as dt
 import hashlib
 import hmac
-import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
