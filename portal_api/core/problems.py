@@ -211,7 +211,7 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _RESPONSE_DESCRIPTIONS = {
-    400: "Requisição malformada.",
+    400: "Corpo da requisição ilegível (por exemplo, bytes que não são UTF-8).",
     401: "Token ausente, expirado, revogado ou inválido.",
     403: "Termos de uso da operação ainda não aceitos (ou aceitos numa versão anterior).",
     404: "Não existe, ou está fora do escopo das credenciais de quem chama (nunca 403, para que ids não possam ser sondados).",

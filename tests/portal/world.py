@@ -112,6 +112,7 @@ class World:
 
 
 def build(tmp_path: Path, catalog_url: str | None = None, *, big_rows: int = 50, **settings_overrides) -> World:
+    """The world; ``big_rows`` sizes the DF file of 2026-11-21 (the one downloads resume)."""
     home = tmp_path / "home"
     settings = PortalSettings(
         home=home,
@@ -131,7 +132,7 @@ def build(tmp_path: Path, catalog_url: str | None = None, *, big_rows: int = 50,
     }
     for operation, op_days in days.items():
         world.files[operation] = [
-            publish_file(database, storage, operation, day, rows=big_rows if day == dt.date(2026, 11, 21) else 20)
+            publish_file(database, storage, operation, day, rows=big_rows if (operation, day) == (DF, dt.date(2026, 11, 21)) else 20)
             for day in op_days
         ]
     with database.session() as session, session.begin():

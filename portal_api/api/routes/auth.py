@@ -28,7 +28,7 @@ router = APIRouter(tags=["autenticação"])
     responses=problems.responses(
         400, 401, 413, 422, 503,
         descriptions={
-            400: "`grant_type` diferente de `client_credentials` (erro OAuth `unsupported_grant_type`).",
+            400: "`grant_type` diferente de `client_credentials` (erro OAuth `unsupported_grant_type`), ou corpo ilegível.",
             401: "CPF e token pessoal não conferem, ou o token está expirado ou revogado (erro OAuth `invalid_client`).",
         },
     ),

@@ -52,7 +52,7 @@ def current_terms(operation: OperationPath, principal: CurrentPrincipal, session
     ),
     responses={
         200: {"description": "Esta versão já tinha sido aceita: o aceite registrado.", "model": schemas.TermsAcceptanceOut},
-        **problems.responses(401, 404, 409, 413, 422, 503, descriptions={409: "A versão enviada não é a atual: leia os termos vigentes."}),
+        **problems.responses(400, 401, 404, 409, 413, 422, 503, descriptions={409: "A versão enviada não é a atual: leia os termos vigentes."}),
     },
 )
 def accept_terms(
