@@ -293,6 +293,22 @@ def test_malformed_and_blank_lines_keep_exact_line_numbers(tmp_path, monkeypatch
     assert {doc: origins[doc] for doc in expected} == expected
 
 
+def test_blank_lines_at_the_end_are_not_records(tmp_path):
+    raw = raw_of(PniCsvSource(write(tmp_path / "rotina.csv", pni_text(pni_rows()) + "\n\r\n\n")))
+    assert raw[ORIGIN].to_list() == ["rotina.csv:2", "rotina.csv:3"]
+
+
+def test_covid_quoted_value_with_a_line_break_stays_one_record(tmp_path):
+    rows = covid_rows()
+    rows[1] = {**rows[1], "estabelecimento_razaoSocial": "PREFEITURA MUNICIPAL\nDE BRASILEIA", "estalecimento_noFantasia": 'ESF "TUFIC"'}
+    text = covid_text(rows).replace('"ESF "TUFIC""', '"ESF ""TUFIC"""')
+    raw = raw_of(CovidCsvSource(write(tmp_path / "covid.csv", text)))
+    assert raw.height == 6
+    assert raw["no_razao_social_estabelecimento"][1] == "PREFEITURA MUNICIPAL\nDE BRASILEIA"
+    assert raw["no_fantasia_estalecimento"][1] == 'ESF "TUFIC"'
+    assert raw[ORIGIN].to_list() == [f"covid.csv:{n}" for n in (2, 3, 5, 6, 7, 8)]
+
+
 # --- zips and directories ---------------------------------------------------------------
 
 
