@@ -1,0 +1,643 @@
+"""Partitioning of one entry day into the UF files and the municipality files.
+
+Who goes where. A record is in the file of the UF of its establishment and in the
+file of the UF where the patient lives, and likewise in the file of its
+establishment's municipality and in the file of the patient's municipality.
+The last column, ``tp_vinculo_territorio``, is computed per file: ``ocorrencia``
+when only the establishment is in the file's territory, ``residencia`` when only
+the residence is, ``ambos`` when both are (an SP resident vaccinated in RJ is
+``ocorrencia`` in RJ's files and ``residencia`` in SP's; a resident of Campinas
+vaccinated in São Paulo is ``ambos`` in SP's UF file).
+
+Residence:
+- the residence municipality is ``co_municipio_paciente`` when it is a municipality
+  of the IBGE list; the residence UF is that municipality's UF;
+- when the municipality is unknown (null or ``999999``) but ``sg_uf_paciente`` is a
+  real UF, the record still goes to that UF's file by residence (and to no
+  municipality file by residence);
+- a patient whose country of residence (``co_pais_paciente``) is not Brazil
+  (``10``) has no residence here, whatever else the record says;
+- unknown residence (null, ``999999``/``XX``, foreign) goes by occurrence only.
+
+Every UF gets a file (27; only the header when nobody is in it); a municipality
+gets a file when at least one record is in it. Rows keep the order of the
+canonical input (``co_documento``), so the same input gives byte-identical files.
+
+How, fast. The input is streamed in row batches. Each batch is serialised to CSV
+once (polars, both cores); the lines are split on ``\\n`` (text never holds a line
+break after validation) into a zero-copy Arrow array; a small routing table
+(row, target file, vínculo) sorted by target gives, through one Arrow ``take``,
+one contiguous buffer holding every target's lines with their vínculo suffix; each
+target's slice goes to a writer thread that hashes it (SHA-256 of the CSV) and
+writes it, compressed piecewise into one gzip member (see ``csv_format``), to the
+target's staging file. Memory stays bounded by the batch size; the writer threads
+overlap compression, hashing and I/O with the next batch's serialisation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import io
+import os
+import queue
+import resource
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipelines import contract, csv_format, reference
+from pipelines.extract import ExtractCounts, read_counts
+
+SCOPE_UF = "uf"
+SCOPE_MUNICIPIO = "municipio"
+BRASIL_PAIS = "10"
+
+DEFAULT_BATCH_ROWS = 100_000
+# The gzip pieces' size: each target holds less than this in memory until it is
+# compressed; primed with the previous 32 KiB, 64 KiB pieces compress within 0.3%
+# of one stream (bench/README.md).
+DEFAULT_FLUSH_BYTES = 64 * 1024
+
+_VINCULOS = (contract.Vinculo.OCORRENCIA, contract.Vinculo.RESIDENCIA, contract.Vinculo.AMBOS)
+_OCORRENCIA, _RESIDENCIA, _AMBOS = 0, 1, 2
+_SUFFIXES = [csv_format.vinculo_suffix(v) for v in _VINCULOS]
+_ROW_BITS = 38  # rows per batch < 2**38; target ids fit in the remaining bits
+EMPTY_FILE_NAME = "_somente-cabecalho{suffix}"
+
+
+class PartitionInputError(ValueError):
+    """A staging file partitioning cannot take: one line saying why."""
+
+
+@dataclass(frozen=True)
+class FileTarget:
+    index: int
+    operation: str
+    scope_kind: str
+    uf: str
+    ibge6: str | None
+
+
+@functools.cache
+def targets() -> tuple[FileTarget, ...]:
+    """Every possible file of a day: the 27 UFs, then every municipality (by ibge6)."""
+    result = [
+        FileTarget(i, contract.state_operation(uf), SCOPE_UF, uf, None) for i, uf in enumerate(sorted(reference.ufs()))
+    ]
+    for m in sorted(reference.municipios().values(), key=lambda m: m.ibge6):
+        result.append(FileTarget(len(result), contract.municipality_operation(m.uf, m.ibge6), SCOPE_MUNICIPIO, m.uf, m.ibge6))
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class PartitionedFile:
+    """One staged file of a day and what publication needs to know about it."""
+
+    operation: str
+    scope_kind: str
+    uf: str
+    ibge6: str | None
+    day: dt.date
+    file_name: str
+    path: Path
+    rows: int
+    bytes_csv: int
+    bytes_stored: int
+    sha256_csv: str
+    sha256_stored: str
+    content_type: str
+    content_encoding: str | None = None
+
+
+@dataclass
+class PartitionResult:
+    day: dt.date
+    uf: str | None
+    input_path: Path
+    input_sha256: str
+    counts: ExtractCounts
+    records: int
+    files: list[PartitionedFile]
+    staging_dir: Path
+    compressed: bool
+    # The header-only file: what an operation that lost all its records is published as.
+    empty_file: PartitionedFile | None = None
+    layout_version: str = contract.LAYOUT_VERSION
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def bytes_csv(self) -> int:
+        return sum(f.bytes_csv for f in self.files)
+
+    @property
+    def bytes_stored(self) -> int:
+        return sum(f.bytes_stored for f in self.files)
+
+
+# -- the input ---------------------------------------------------------------------------
+
+_TEXT_TYPES = (pa.string(), pa.large_string(), pa.string_view())
+
+
+def inspect_input(path: str | os.PathLike, day: dt.date | None = None) -> ExtractCounts:
+    """Refuse, with one clear line, anything that is not a canonical staging file of ``day``."""
+    path = Path(path)
+    if not path.exists():
+        raise PartitionInputError(f"arquivo de entrada não encontrado: {path}")
+    if not path.is_file():
+        raise PartitionInputError(f"a entrada não é um arquivo: {path}")
+    try:
+        schema = pq.read_schema(path)
+        num_rows = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise PartitionInputError(f"{path} não é um arquivo Parquet legível ({detail})") from None
+    names = list(schema.names)
+    if names != list(contract.SOURCE_COLUMNS):
+        missing = [c for c in contract.SOURCE_COLUMNS if c not in names]
+        extra = [c for c in names if c not in contract.SOURCE_COLUMNS]
+        if missing or extra:
+            raise PartitionInputError(
+                f"{path} não tem o layout do contrato: faltam {missing[:5]}, sobram {extra[:5]}"
+            )
+        raise PartitionInputError(f"{path} não tem as colunas na ordem do contrato")
+    for name in contract.SOURCE_COLUMNS:
+        kind = schema.field(name).type
+        expected = (pa.date32(),) if name in contract.DATE_COLUMNS else _TEXT_TYPES
+        if kind not in expected:
+            want = "data" if name in contract.DATE_COLUMNS else "texto"
+            raise PartitionInputError(f"{path}: a coluna {name} é {kind}, o contrato pede {want}")
+    counts = read_counts(path)
+    if counts is None:
+        raise PartitionInputError(
+            f"{path} não traz os contadores da extração (metadado vacina_d1): gere-o com 'vacina-d1 generate' ou 'import'"
+        )
+    if counts.layout_version != contract.LAYOUT_VERSION:
+        raise PartitionInputError(
+            f"{path} foi extraído com o layout {counts.layout_version}, este programa publica {contract.LAYOUT_VERSION}"
+        )
+    if counts.valid != num_rows:
+        raise PartitionInputError(f"{path} tem {num_rows} registros, mas os contadores da extração dizem {counts.valid}")
+    if day is not None:
+        if counts.day is not None and counts.day != day.isoformat():
+            raise PartitionInputError(f"{path} é do dia {counts.day}, não de {day.isoformat()}")
+        if counts.day is None and num_rows:
+            span = pl.scan_parquet(path).select(
+                pl.col("dt_entrada_rnds").min().alias("min"), pl.col("dt_entrada_rnds").max().alias("max")
+            ).collect()
+            first, last = span.row(0)
+            if first != day or last != day:
+                raise PartitionInputError(
+                    f"{path} tem registros de entrada entre {first} e {last}, não só de {day.isoformat()}"
+                )
+    return counts
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- routing ------------------------------------------------------------------------------
+
+
+class _Routing:
+    """Lookup tables from codes to target ids, and the per-batch routing."""
+
+    def __init__(self, scope_uf: str | None):
+        all_targets = targets()
+        self.uf_index = {t.uf: t.index for t in all_targets if t.scope_kind == SCOPE_UF}
+        self.muni_target = np.full(1_000_000, -1, dtype=np.int64)
+        self.target_uf = np.empty(len(all_targets), dtype=np.int64)
+        for t in all_targets:
+            self.target_uf[t.index] = self.uf_index[t.uf]
+            if t.ibge6 is not None:
+                self.muni_target[int(t.ibge6)] = t.index
+        self.scope_uf = None if scope_uf is None else self.uf_index[scope_uf]
+
+    def _municipio(self, frame: pl.DataFrame, name: str) -> np.ndarray:
+        codes = frame[name].cast(pl.Int64, strict=False).fill_null(0).to_numpy()
+        codes = np.where((codes > 0) & (codes < 1_000_000) & (frame[name].str.len_bytes() == 6).fill_null(False).to_numpy(), codes, 0)
+        return self.muni_target[codes]
+
+    def route(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(target, row, vínculo) of every line the batch puts in a file, sorted by target then row."""
+        n = frame.height
+        est_t = self._municipio(frame, "co_municipio_estabelecimento")
+        if (est_t < 0).any():
+            bad = int(np.flatnonzero(est_t < 0)[0])
+            raise PartitionInputError(
+                f"registro {frame['co_documento'][bad]}: município do estabelecimento "
+                f"{frame['co_municipio_estabelecimento'][bad]!r} fora da lista do IBGE (entrada não validada?)"
+            )
+        pais = frame["co_pais_paciente"]
+        foreign = (pais.is_not_null() & (pais != BRASIL_PAIS)).fill_null(False).to_numpy()
+        res_t = np.where(foreign, -1, self._municipio(frame, "co_municipio_paciente"))
+        declared_uf = (
+            frame["sg_uf_paciente"].replace_strict(self.uf_index, default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy()
+        )
+        est_u = self.target_uf[est_t]
+        res_u = np.where(res_t >= 0, self.target_uf[np.maximum(res_t, 0)], np.where(foreign, -1, declared_uf))
+
+        rows = np.arange(n, dtype=np.int64)
+        by_res_uf = (res_u >= 0) & (res_u != est_u)
+        by_res_muni = (res_t >= 0) & (res_t != est_t)
+        target = np.concatenate([est_u, res_u[by_res_uf], est_t, res_t[by_res_muni]])
+        row = np.concatenate([rows, rows[by_res_uf], rows, rows[by_res_muni]])
+        vinculo = np.concatenate(
+            [
+                np.where(res_u == est_u, _AMBOS, _OCORRENCIA),
+                np.full(int(by_res_uf.sum()), _RESIDENCIA),
+                np.where(res_t == est_t, _AMBOS, _OCORRENCIA),
+                np.full(int(by_res_muni.sum()), _RESIDENCIA),
+            ]
+        )
+        if self.scope_uf is not None:
+            keep = self.target_uf[target] == self.scope_uf
+            target, row, vinculo = target[keep], row[keep], vinculo[keep]
+        key = (target << (_ROW_BITS + 2)) | (row << 2) | vinculo
+        key.sort()
+        return key >> (_ROW_BITS + 2), (key >> 2) & ((1 << _ROW_BITS) - 1), key & 3
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+class _TargetFile:
+    """One staging file being written: hashed and (optionally) compressed as it grows."""
+
+    def __init__(self, target: FileTarget, path: Path, gzip_level: int | None, flush_bytes: int, fds: "_FdCache"):
+        self.target = target
+        self.path = path
+        self.fds = fds
+        self.flush_bytes = flush_bytes
+        self.rows = 0
+        self.bytes_csv = 0
+        self.bytes_stored = 0
+        self.sha_csv = hashlib.sha256()
+        self.sha_stored = hashlib.sha256()
+        self.gzip = csv_format.GzipPieces(gzip_level) if gzip_level is not None else None
+        self.pending = bytearray()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.fds.adopt(self, fd)
+        if self.gzip is not None:
+            self._store(self.gzip.header())
+        self.add(csv_format.header_line(), 0)
+
+    def _store(self, data) -> None:
+        self.sha_stored.update(data)
+        self.bytes_stored += len(data)
+        fd = self.fds.fd(self)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def add(self, data, rows: int) -> None:
+        self.rows += rows
+        self.bytes_csv += len(data)
+        self.sha_csv.update(data)
+        if self.gzip is None:
+            self._store(data)
+            return
+        # Pieces cut at fixed offsets of the file (every flush_bytes): the compressed
+        # bytes depend on the content only, not on batches or writer threads.
+        view = memoryview(data)
+        if self.pending:
+            take = self.flush_bytes - len(self.pending)
+            self.pending += view[:take]
+            view = view[take:]
+            if len(self.pending) < self.flush_bytes:
+                return
+            self._store(self.gzip.piece(self.pending))
+            self.pending = bytearray()
+        while len(view) >= self.flush_bytes:
+            self._store(self.gzip.piece(view[: self.flush_bytes]))
+            view = view[self.flush_bytes :]
+        if len(view):
+            self.pending += view
+
+    def finish(self, day: dt.date) -> PartitionedFile:
+        self.add(csv_format.LINE_END.encode(), 0)
+        if self.gzip is not None:
+            self._store(self.gzip.finish(bytes(self.pending)))
+            self.pending = bytearray()
+        self.fds.close(self)
+        compressed = self.gzip is not None
+        return PartitionedFile(
+            operation=self.target.operation,
+            scope_kind=self.target.scope_kind,
+            uf=self.target.uf,
+            ibge6=self.target.ibge6,
+            day=day,
+            file_name=self.path.name,
+            path=self.path,
+            rows=self.rows,
+            bytes_csv=self.bytes_csv,
+            bytes_stored=self.bytes_stored,
+            sha256_csv=self.sha_csv.hexdigest(),
+            sha256_stored=self.sha_stored.hexdigest() if compressed else self.sha_csv.hexdigest(),
+            content_type=csv_format.CONTENT_TYPE_GZIP if compressed else csv_format.CONTENT_TYPE_CSV,
+            content_encoding=None,
+        )
+
+
+class _FdCache:
+    """Open descriptors of the staging files, kept open while the process may hold
+    that many; beyond it, the least recently used are closed and reopened on demand."""
+
+    def __init__(self, max_open: int):
+        self.max_open = max(16, max_open)
+        self.open: dict[_TargetFile, int] = {}
+
+    def adopt(self, owner: _TargetFile, fd: int) -> None:
+        self._make_room()
+        self.open[owner] = fd
+
+    def fd(self, owner: _TargetFile) -> int:
+        fd = self.open.pop(owner, None)
+        if fd is None:
+            self._make_room()
+            fd = os.open(owner.path, os.O_WRONLY | os.O_APPEND)
+        self.open[owner] = fd  # most recently used last
+        return fd
+
+    def _make_room(self) -> None:
+        while len(self.open) >= self.max_open:
+            oldest = next(iter(self.open))
+            os.close(self.open.pop(oldest))
+
+    def close(self, owner: _TargetFile) -> None:
+        fd = self.open.pop(owner, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for fd in self.open.values():
+            os.close(fd)
+        self.open.clear()
+
+
+def _descriptor_budget(writers: int) -> int:
+    """Descriptors each writer may keep open, raising the soft limit when allowed."""
+    wanted = len(targets()) + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+            soft = new_soft
+        except (ValueError, OSError):
+            pass
+    budget = (wanted if soft == resource.RLIM_INFINITY else soft) - 128
+    return max(16, budget // writers)
+
+
+class _Writer(threading.Thread):
+    """Owns a subset of the targets; takes (buffer, slices) jobs in batch order."""
+
+    def __init__(self, staging: Path, day: dt.date, gzip_level: int | None, flush_bytes: int, max_open: int):
+        super().__init__(daemon=True, name="vacina-d1-partition-writer")
+        self.staging = staging
+        self.day = day
+        self.gzip_level = gzip_level
+        self.flush_bytes = flush_bytes
+        self.fds = _FdCache(max_open)
+        self.files: dict[int, _TargetFile] = {}
+        self.jobs: queue.Queue = queue.Queue(maxsize=1)
+        self.results: list[PartitionedFile] = []
+        self.error: BaseException | None = None
+
+    def file_of(self, target: FileTarget) -> _TargetFile:
+        current = self.files.get(target.index)
+        if current is None:
+            name = contract.file_name(target.operation, self.day, compressed=self.gzip_level is not None)
+            current = self.files[target.index] = _TargetFile(
+                target, self.staging / name, self.gzip_level, self.flush_bytes, self.fds
+            )
+        return current
+
+    def run(self) -> None:
+        all_targets = targets()
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    break
+                kind, payload = job
+                if kind == "create":
+                    for index in payload:
+                        self.file_of(all_targets[index])
+                    continue
+                body, slices = payload
+                for index, start, end, rows in slices:
+                    self.file_of(all_targets[index]).add(body[start:end], rows)
+            self.results = [f.finish(self.day) for f in self.files.values()]
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.error = exc
+            # Keep draining so the producer never blocks on a dead writer.
+            while self.jobs.get() is not None:
+                pass
+        finally:
+            self.fds.close_all()
+
+    def put(self, job) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put(job)
+
+
+# -- the day ------------------------------------------------------------------------------
+
+
+def _batches(path: Path, batch_rows: int, total: int) -> Iterator[pl.DataFrame]:
+    # One query per batch: polars pushes the slice down to the pages it needs,
+    # which holds memory to about a batch (its streaming reader prefetches much more).
+    source = pl.scan_parquet(path)
+    for offset in range(0, total, batch_rows):
+        yield source.slice(offset, batch_rows).collect()
+
+
+class _OrderCheck:
+    """The canonical input is sorted by co_documento, unique: checked, since the
+    files' byte-identity rests on it."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def see(self, ids: pl.Series) -> None:
+        if ids.len() == 0:
+            return
+        if ids.null_count():
+            raise PartitionInputError("a entrada tem registros sem co_documento")
+        ascending = ids.len() == 1 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
+        if not ascending or (self.last is not None and ids[0] <= self.last):
+            raise PartitionInputError("a entrada não está ordenada por co_documento sem repetições (não é canônica)")
+        self.last = ids[-1]
+
+
+def _serialise(frame: pl.DataFrame) -> pa.LargeStringArray:
+    """The batch as CSV lines: element i is ``"\\n" + line i``, then one dummy
+    element, then the three vínculo suffixes (all over one buffer, zero-copy)."""
+    sink = io.BytesIO()
+    sink.write(csv_format.LINE_END.encode())
+    csv_format.write_rows(frame, sink)
+    csv_end = sink.tell()
+    for suffix in _SUFFIXES:
+        sink.write(suffix)
+    data = sink.getbuffer()
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=csv_end) == 10)
+    n = frame.height
+    if len(newlines) != n + 1:
+        raise PartitionInputError(
+            "há quebra de linha dentro de um campo de texto: a entrada não passou pela validação"
+        )
+    offsets = np.empty(n + 5, dtype=np.int64)
+    offsets[: n + 1] = newlines
+    offsets[n + 1] = csv_end
+    position = csv_end
+    for i, suffix in enumerate(_SUFFIXES):
+        position += len(suffix)
+        offsets[n + 2 + i] = position
+    return pa.LargeStringArray.from_buffers(n + 4, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def partition_day(
+    input_path: str | os.PathLike,
+    staging_dir: str | os.PathLike,
+    *,
+    day: dt.date,
+    uf: str | None = None,
+    gzip_level: int | None = csv_format.DEFAULT_GZIP_LEVEL,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    flush_bytes: int = DEFAULT_FLUSH_BYTES,
+    writers: int = 1,
+) -> PartitionResult:
+    """Partition the canonical staging file of ``day`` into ``staging_dir`` (which
+    must not exist yet or be empty). With ``uf``, only that UF's file and its
+    municipalities' files (the rest of the day is left alone). ``gzip_level=None``
+    writes plain CSV (the bench's uncompressed measure)."""
+    started = time.perf_counter()
+    input_path = Path(input_path)
+    counts = inspect_input(input_path, day)
+    if uf is not None:
+        uf = uf.strip().upper()
+        if uf not in reference.ufs():
+            raise PartitionInputError(f"UF desconhecida: {uf!r}")
+    staging = Path(staging_dir)
+    if staging.exists() and any(staging.iterdir()):
+        raise PartitionInputError(f"o diretório de preparação não está vazio: {staging}")
+    staging.mkdir(parents=True, exist_ok=True)
+    input_sha256 = file_sha256(input_path)
+
+    routing = _Routing(uf)
+    all_targets = targets()
+    budget = _descriptor_budget(writers)
+    pool = [_Writer(staging, day, gzip_level, flush_bytes, budget) for _ in range(writers)]
+    for writer in pool:
+        writer.start()
+    order = _OrderCheck()
+    records = 0
+    timings = {"serialise": 0.0, "route": 0.0, "gather": 0.0}
+    finished = False
+    try:
+        # Every UF in scope gets its file, even when nobody is in it.
+        uf_targets = [t.index for t in all_targets if t.scope_kind == SCOPE_UF and (uf is None or t.uf == uf)]
+        for w, writer in enumerate(pool):
+            writer.put(("create", [i for i in uf_targets if i % writers == w]))
+        for frame in _batches(input_path, batch_rows, counts.valid):
+            if frame.height == 0:
+                continue
+            tick = time.perf_counter()
+            order.see(frame["co_documento"])
+            records += frame.height
+            lines = _serialise(frame)
+            timings["serialise"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            target, row, vinculo = routing.route(frame)
+            timings["route"] += time.perf_counter() - tick
+            if not len(target):
+                continue
+            tick = time.perf_counter()
+            picks = np.empty(2 * len(row), dtype=np.int64)
+            picks[0::2] = row
+            picks[1::2] = frame.height + 1 + vinculo
+            gathered = pc.take(lines, pa.array(picks))
+            del lines
+            _, offsets_buf, data_buf = gathered.buffers()
+            offsets = np.frombuffer(offsets_buf, dtype=np.int64)[gathered.offset : gathered.offset + len(gathered) + 1]
+            line_offsets = offsets[0::2]
+            bounds = np.flatnonzero(np.diff(target)) + 1
+            starts = np.concatenate([[0], bounds])
+            ends = np.concatenate([bounds, [len(target)]])
+            body = memoryview(data_buf)
+            per_writer: list[list[tuple[int, int, int, int]]] = [[] for _ in pool]
+            for index, start, end, rows in zip(
+                target[starts].tolist(), line_offsets[starts].tolist(), line_offsets[ends].tolist(), (ends - starts).tolist()
+            ):
+                per_writer[index % writers].append((index, start, end, rows))
+            timings["gather"] += time.perf_counter() - tick
+            for writer, slices in zip(pool, per_writer):
+                if slices:
+                    # The buffer travels with its slices; it lives until the writer is done with it.
+                    writer.put(("write", (body, slices)))
+            del gathered, body
+        for writer in pool:
+            writer.put(None)
+        for writer in pool:
+            writer.join()
+        for writer in pool:
+            if writer.error is not None:
+                raise writer.error
+        finished = True
+    finally:
+        if not finished:
+            for writer in pool:
+                if writer.is_alive():
+                    writer.jobs.put(None)
+            for writer in pool:
+                writer.join()
+            shutil.rmtree(staging, ignore_errors=True)
+    files = sorted((f for writer in pool for f in writer.results), key=lambda f: f.operation)
+    empty = _TargetFile(
+        FileTarget(-1, "", "", "", None),
+        staging / EMPTY_FILE_NAME.format(suffix=".csv.gz" if gzip_level is not None else ".csv"),
+        gzip_level,
+        flush_bytes,
+        _FdCache(16),
+    ).finish(day)
+    if counts.valid != records:
+        raise PartitionInputError(f"a entrada tem {records} registros, os contadores da extração dizem {counts.valid}")
+    return PartitionResult(
+        day=day,
+        uf=uf,
+        input_path=input_path,
+        input_sha256=input_sha256,
+        counts=counts,
+        records=records,
+        files=files,
+        staging_dir=staging,
+        compressed=gzip_level is not None,
+        empty_file=empty,
+        seconds=round(time.perf_counter() - started, 3),
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
