@@ -23,7 +23,7 @@ from portal_api import crud
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from serving.catalog import Publication, PublishedFile
-from serving.storage import LocalStorage, Storage
+from serving.storage import Storage, open_storage
 
 ANA_CPF = "52998224725"  # DF state user
 BRUNO_CPF = "11144477735"  # SP, São Paulo city user
@@ -102,7 +102,7 @@ def publish_file(database: Database, storage: Storage, operation: str, day: dt.d
 class World:
     settings: PortalSettings
     database: Database
-    storage: LocalStorage
+    storage: Storage
     files: dict[str, list[Published]] = field(default_factory=dict)
     personal_tokens: dict[str, str] = field(default_factory=dict)
     personal_token_ids: dict[str, int] = field(default_factory=dict)
@@ -111,19 +111,21 @@ class World:
         return [f for f in self.files[operation] if f.day == day][-1]
 
 
-def build(tmp_path: Path, catalog_url: str | None = None, *, big_rows: int = 50, **settings_overrides) -> World:
+def build(
+    tmp_path: Path, catalog_url: str | None = None, *, big_rows: int = 50, storage: str | None = None, **settings_overrides
+) -> World:
     """The world; ``big_rows`` sizes the DF file of 2026-11-21 (the one downloads resume)."""
     home = tmp_path / "home"
     settings = PortalSettings(
         home=home,
         catalog_url=catalog_url or f"sqlite:///{home / 'catalog.db'}",
-        storage_url=str(home / "storage"),
+        storage_url=storage or str(home / "storage"),
         token_key=TOKEN_KEY,
         **settings_overrides,
     )
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
-    storage = LocalStorage(settings.resolved_storage_url)
+    storage = open_storage(settings.resolved_storage_url)
     world = World(settings, database, storage)
     days = {
         DF: [dt.date(2025, 12, 31), dt.date(2026, 10, 31), dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)],
