@@ -288,7 +288,7 @@ def exchange_personal_token(
     personal.last_used_at = now
     session.execute(sa.delete(AccessToken).where(AccessToken.personal_token_id == personal.id, AccessToken.expires_at < now))
     plain = security.new_token(security.ACCESS_TOKEN_PREFIX)
-    expires = min(now + dt.timedelta(seconds=seconds), _aware(personal.expires_at))
+    expires = min(now + dt.timedelta(seconds=seconds), aware(personal.expires_at))
     access = AccessToken(
         personal_token_id=personal.id, user_id=user.id, token_hash=security.token_hash(key, plain), expires_at=expires
     )
@@ -318,7 +318,8 @@ def user_of_access_token(session: Session, key: bytes, token: str) -> tuple[User
     return (found[0], found[1]) if found is not None else None
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
+def aware(value: dt.datetime) -> dt.datetime:
+    """UTC-aware (SQLite hands back naive datetimes; every timestamp is written in UTC)."""
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
 
 
@@ -421,7 +422,7 @@ def downloads_page(
 def recent_refreshes(session: Session, user_id: int, since: dt.datetime) -> list[dt.datetime]:
     """When the user's refresh requests that were not refused by the pipeline were made."""
     return [
-        _aware(value)
+        aware(value)
         for value in session.scalars(
             sa.select(RefreshRequest.requested_at)
             .where(RefreshRequest.user_id == user_id, RefreshRequest.requested_at > since, RefreshRequest.status != "falhou")

@@ -43,8 +43,7 @@ TAGS = [
 
 
 def _operation_id(route: APIRoute) -> str:
-    method = sorted(route.methods)[0].lower()
-    return f"{route.name}_{method}" if method == "head" else route.name
+    return route.name  # the handler's name: unique, readable in generated clients
 
 
 def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) -> FastAPI:

@@ -8,10 +8,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portal_api.models import OPERATION_PATTERN
-
-OperationName = Field(pattern=OPERATION_PATTERN, max_length=64, examples=["imunizacao-total-df"])
-
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)

@@ -18,7 +18,7 @@ from fastapi.security import OAuth2
 from sqlalchemy.orm import Session
 
 from portal_api import crud
-from portal_api.core import problems, security
+from portal_api.core import problems
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database
 from portal_api.refresh import DagsterClient
@@ -139,7 +139,3 @@ def file_in_scope(services: Services, file_id: int, scope: crud.Scope) -> FileRe
     if record is None or record.operation not in scope:
         raise problems.not_found(NOT_IN_SCOPE)
     return record
-
-
-def masked_cpf(cpf: str) -> str:
-    return security.mask_cpf(cpf)

@@ -56,7 +56,7 @@ def issue_access_token(
             headers={"WWW-Authenticate": 'Bearer error="invalid_client"'}, extra={"error": "invalid_client"},
         )
     access, plain = issued
-    expires_in = int((crud._aware(access.expires_at) - crud.utcnow()).total_seconds())
+    expires_in = int((crud.aware(access.expires_at) - crud.utcnow()).total_seconds())
     session.commit()
     body = schemas.TokenOut(access_token=plain, expires_in=max(0, expires_in))
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})

@@ -108,7 +108,7 @@ _DOWNLOAD_RESPONSES = {
     },
     206: {
         "description": "Um intervalo do arquivo comprimido (retomada), com Content-Range.",
-        "content": {"application/gzip": _BINARY},
+        "content": {"application/gzip": _BINARY, "text/csv": _BINARY},
         "headers": {
             **_DOWNLOAD_HEADERS,
             "Content-Range": {"description": "`bytes início-fim/tamanho`.", "schema": {"type": "string"}},
@@ -157,7 +157,7 @@ class _Plan:
         self.headers: dict[str, str] = {
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
-            "Last-Modified": email.utils.format_datetime(present.local_time(record.published_at).astimezone(dt.timezone.utc), usegmt=True),
+            "Last-Modified": email.utils.format_datetime(crud.aware(record.published_at), usegmt=True),
         }
         if self.stored:
             self.media_type = "application/gzip" if stored_gzip else "text/csv; charset=utf-8"
@@ -190,11 +190,11 @@ def _prepare(
     terms = crud.current_terms(session, record.operation)
     if terms is None or crud.acceptance(session, principal.user_id, terms) is None:
         version = terms.version if terms is not None else None
+        which = f" (versão {version})" if version else ""
         raise problems.ProblemError(
             403,
-            f"Aceite os termos de uso vigentes da operação {record.operation}"
-            + (f" (versão {version})" if version else "")
-            + " antes de baixar: POST /operations/{op}/terms/acceptances.".replace("{op}", record.operation),
+            f"Aceite os termos de uso vigentes da operação {record.operation}{which} antes de baixar: "
+            f"POST /operations/{record.operation}/terms/acceptances.",
             slug="termos-nao-aceitos",
             title="Termos de uso não aceitos",
             extra={"operation": record.operation, "terms_version": version},
