@@ -8,7 +8,7 @@ evolve independently in one database.
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,9 +37,26 @@ def create_engine(url: str, **kwargs) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def migrations_dir(package: str) -> Path | None:
+    """``<package>/migrations`` on disk, or None. Read from the package's ``__path__``,
+    which also works when an editable install registered it as a namespace package
+    (``importlib.resources.files`` refuses those)."""
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError:
+        return None
+    for entry in getattr(module, "__path__", []):
+        candidate = Path(entry) / "migrations"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def alembic_config(package: str, url: str) -> Config:
     """Alembic configuration for a package's migrations (``<package>/migrations``)."""
-    location = resources.files(package) / "migrations"
+    location = migrations_dir(package)
+    if location is None:
+        raise FileNotFoundError(f"o pacote {package} não tem migrações (pasta migrations)")
     config = Config()
     config.set_main_option("script_location", str(location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
