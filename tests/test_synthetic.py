@@ -426,3 +426,46 @@ def test_generate_bad_arguments_give_one_line_and_fail(tmp_path, args):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vacina-d1: erro"), done.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+# ---------------------------------------------------------------- normalisation's fast path
+# (validation normalises only the values its byte scan cannot prove unchanged; these
+# tests hold it to the full expressions, on synthetic days and on adversarial text.)
+
+_TRICKY = [" ", "\t", "\r\n", "\x7f", "\x00", "\xa0", "\u0085", "\u1680", "\u2003", "\u202f", "\u205f", "\u3000",
+           "a", "Z", "é", "à", "É", "Ú", "ç", "0", "7", ".", "-", "/", "ª"]  # fmt: skip
+
+
+def test_fast_normalisation_equals_the_full_one_on_a_damaged_day():
+    from pipelines.validation import _normalize_all, normalize
+
+    frame = day_frame(records=30_000)
+    assert normalize(frame).equals(_normalize_all(frame))
+    clean = day_frame(records=5_000, invalid=False, defects=False)
+    assert normalize(clean).equals(_normalize_all(clean))
+
+
+_TRICKY_COLUMNS = ["no_fantasia_estalecimento", "sg_uf_paciente", "st_documento", "co_cnes_estabelecimento",
+                   "co_municipio_paciente", "nu_idade_paciente", "co_vacina", "ds_dose_vacina"]  # fmt: skip
+
+
+def test_fast_normalisation_equals_the_full_one_on_tricky_text():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pipelines.validation import _normalize_all, normalize
+
+    base = day_frame(records=200, invalid=False, defects=False)
+    values = st.one_of(st.none(), st.lists(st.sampled_from(_TRICKY), max_size=6).map("".join), st.text(max_size=5))
+    edits = st.lists(st.tuples(st.sampled_from(_TRICKY_COLUMNS), st.integers(0, 199), values), min_size=1, max_size=12)
+
+    @settings(max_examples=80, deadline=None)
+    @given(edits=edits)
+    def check(edits):
+        columns = {name: base[name].to_list() for name in _TRICKY_COLUMNS}
+        for name, row, value in edits:
+            columns[name][row] = value
+        frame = base.with_columns(pl.Series(name, values, dtype=pl.String) for name, values in columns.items())
+        assert normalize(frame).equals(_normalize_all(frame))
+
+    check()

@@ -981,10 +981,10 @@ class SyntheticSource(Source):
                 pending_rows += take
                 frame = frame.slice(take)
                 if pending_rows == self.batch_size:
-                    yield pl.concat(pending, rechunk=True)
+                    yield pl.concat(pending, rechunk=False)
                     pending, pending_rows = [], 0
         if pending:
-            yield pl.concat(pending, rechunk=True)
+            yield pl.concat(pending, rechunk=False)
 
     # -------------------------------------------------------------- one block
 
