@@ -1031,18 +1031,20 @@ class SyntheticSource(Source):
         single_muni_uf = geo.uf_first[geo.uf_index[residence]] == geo.uf_last[geo.uf_index[residence]]
         outside_uf = (move < P_OUTSIDE_UF) | ((move < P_OUTSIDE_MUNICIPALITY) & single_muni_uf)
         other_muni = (move < P_OUTSIDE_MUNICIPALITY) & ~outside_uf
-        home_uf = geo.uf_index[residence]
-        same_uf = _hub_in_uf(geo, home_uf, rng.random(patients))
-        retry = _hub_in_uf(geo, home_uf, rng.random(patients))
-        same_uf = np.where(same_uf == residence, retry, same_uf)
-        fallback = np.where(geo.uf_largest[home_uf] == residence, geo.uf_second[home_uf], geo.uf_largest[home_uf])
-        same_uf = np.where(same_uf == residence, fallback, same_uf)
-        away_uf = geo.destination.sample(rng.random(patients), home_uf)
-        away = _hub_in_uf(geo, away_uf, rng.random(patients))
-        anywhere = geo.residence.sample(rng.random(patients))
-        occurrence = np.where(outside_uf, away, np.where(other_muni, same_uf, residence))
-        occurrence = np.where(unknown, anywhere, occurrence)
-        residence = np.where(unknown, geo.count, residence)
+        occurrence = residence.copy()
+        movers = np.flatnonzero(other_muni)
+        home, home_uf = residence[movers], geo.uf_index[residence[movers]]
+        same_uf = _hub_in_uf(geo, home_uf, rng.random(len(movers)))
+        retry = _hub_in_uf(geo, home_uf, rng.random(len(movers)))
+        same_uf = np.where(same_uf == home, retry, same_uf)
+        fallback = np.where(geo.uf_largest[home_uf] == home, geo.uf_second[home_uf], geo.uf_largest[home_uf])
+        occurrence[movers] = np.where(same_uf == home, fallback, same_uf)
+        travellers = np.flatnonzero(outside_uf)
+        away_uf = geo.destination.sample(rng.random(len(travellers)), geo.uf_index[residence[travellers]])
+        occurrence[travellers] = _hub_in_uf(geo, away_uf, rng.random(len(travellers)))
+        unknown_at = np.flatnonzero(unknown)
+        occurrence[unknown_at] = geo.residence.sample(rng.random(len(unknown_at)))
+        residence[unknown_at] = geo.count
         place = _establishment_in(est, occurrence, rng.random(patients))
 
         # How late the record reached the RNDS: most the same day, a long tail.
@@ -1090,16 +1092,16 @@ class SyntheticSource(Source):
         correction = status_u < P_CORRECTION
         entered_in_error = (status_u >= P_CORRECTION) & (status_u < P_CORRECTION + P_ENTERED_IN_ERROR)
         deleted = rng.random(n) < P_DELETED
-        corrected_lag = np.minimum(rng.geometric(0.5, size=n), 60)
-        corrected_index = rng.integers(0, max(self.records, 1), size=n)
         transcription = rng.random(n) < 0.1
 
         index = np.arange(start, stop, dtype=np.int64)
+        # A correction names a document of an earlier day (mostly the day before).
         chosen = np.flatnonzero(correction)
         troca = pl.repeat(None, n, dtype=pl.String, eager=True).alias("co_troca_documento")
         if len(chosen):
-            earlier = _document_ids(self.seed, ordinal - corrected_lag[chosen], corrected_index[chosen], self.records)
-            troca = troca.scatter(chosen, earlier)
+            corrected_day = ordinal - np.minimum(rng.geometric(0.5, size=len(chosen)), 60)
+            corrected_index = rng.integers(0, self.records, size=len(chosen))
+            troca = troca.scatter(chosen, _document_ids(self.seed, corrected_day, corrected_index, self.records))
 
         dates = self._dates
         residence_r = residence[p]
