@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -64,6 +64,8 @@ class Publication(Base):
 class PublishedFile(Base):
     __tablename__ = "published_file"
     __table_args__ = (
+        # A day's files (current_files_of_day, manifests, publication planning): 0002.
+        sa.Index("ix_published_file_day_operation", "day", "operation"),
         sa.UniqueConstraint("operation", "day", "version", name="uq_published_file_operation_day_version"),
         # One current version per operation and day, enforced by the database.
         sa.Index(
@@ -136,6 +138,18 @@ class FileRecord:
 
 
 T = TypeVar("T")
+
+# IN-lists are sent in chunks this size (SQLite's and drivers' parameter limits).
+_IN_CHUNK = 500
+
+
+class PublicationConflict(Exception):
+    """Another publication of the same day committed first: nothing was changed."""
+
+
+def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -245,3 +259,110 @@ class Catalog:
         query = sa.select(Publication).where(Publication.day == day).order_by(Publication.version.desc()).limit(1)
         with self.session() as session:
             return session.scalars(query).one_or_none()
+
+    # -- writes and publication planning (serving.publish) ---------------------------------
+
+    def current_by_operation(self, day: dt.date) -> dict[str, FileRecord]:
+        """The day's current files keyed by operation."""
+        return {record.operation: record for record in self.current_files_of_day(day)}
+
+    def max_versions(self, day: dt.date) -> dict[str, int]:
+        """The highest version of every operation of the day (current or not)."""
+        query = (
+            sa.select(PublishedFile.operation, sa.func.max(PublishedFile.version))
+            .where(PublishedFile.day == day)
+            .group_by(PublishedFile.operation)
+        )
+        with self.session() as session:
+            return {operation: int(version) for operation, version in session.execute(query)}
+
+    def next_publication_version(self, day: dt.date) -> int:
+        query = sa.select(sa.func.max(Publication.version)).where(Publication.day == day)
+        with self.session() as session:
+            return int(session.scalar(query) or 0) + 1
+
+    def already_published(self, day: dt.date, input_sha256: str, layout_version: str, uf: str | None = None) -> bool:
+        """True when every current file in scope came from publications of this very input
+        and layout, and every UF file in scope exists: publishing it again would change
+        nothing, so the caller may skip partitioning altogether."""
+        query = (
+            sa.select(PublishedFile.operation, PublishedFile.scope_kind, Publication.input_sha256, Publication.layout_version)
+            .join(Publication, Publication.id == PublishedFile.publication_id)
+            .where(PublishedFile.day == day, PublishedFile.is_current.is_(True))
+        )
+        if uf is not None:
+            query = query.where(PublishedFile.uf == uf)
+        with self.session() as session:
+            rows = session.execute(query).all()
+        if not rows or any(sha != input_sha256 or layout != layout_version for _, _, sha, layout in rows):
+            return False
+        uf_files = sum(1 for _, kind, _, _ in rows if kind == "uf")
+        return uf_files == (1 if uf is not None else 27)
+
+    def commit_publication(
+        self,
+        publication: dict[str, Any],
+        files: Sequence[dict[str, Any]],
+        expected_current: dict[str, int | None],
+        *,
+        inside_transaction: Callable[[str], None] | None = None,
+    ) -> int:
+        """The commit point of a publication, in ONE transaction: check that the day's
+        current versions are still the ones the publication was planned against
+        (``expected_current``: operation -> current version, None for a new file), mark
+        them no longer current, insert the publication and its files as current.
+        Raises ``PublicationConflict`` (and changes nothing) when another publication
+        got there first. Returns the publication id."""
+        day = publication["day"]
+        now = publication.get("published_at") or utcnow()
+        operations = sorted(expected_current)
+        step = inside_transaction or (lambda _name: None)
+        try:
+            with self.session() as session, session.begin():
+                found: dict[str, int] = {}
+                for chunk in _chunks(operations):
+                    query = sa.select(PublishedFile.operation, PublishedFile.version).where(
+                        PublishedFile.day == day, PublishedFile.is_current.is_(True), PublishedFile.operation.in_(chunk)
+                    )
+                    if session.bind.dialect.name == "postgresql":
+                        query = query.with_for_update()
+                    found.update({op: int(version) for op, version in session.execute(query)})
+                for operation in operations:
+                    if found.get(operation) != expected_current[operation]:
+                        raise PublicationConflict(
+                            f"{operation} de {day} mudou durante a publicação "
+                            f"(versão corrente {found.get(operation)}, esperada {expected_current[operation]})"
+                        )
+                replaced = [op for op in operations if expected_current[op] is not None]
+                for chunk in _chunks(replaced):
+                    result = session.execute(
+                        sa.update(PublishedFile)
+                        .where(PublishedFile.day == day, PublishedFile.is_current.is_(True), PublishedFile.operation.in_(chunk))
+                        .values(is_current=False)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if result.rowcount != len(chunk):
+                        raise PublicationConflict(f"os arquivos correntes de {day} mudaram durante a publicação")
+                step("catalog_flipped")
+                row = Publication(**{**publication, "published_at": now})
+                session.add(row)
+                session.flush()
+                if files:
+                    session.execute(
+                        sa.insert(PublishedFile),
+                        [{**f, "publication_id": row.id, "published_at": now, "is_current": True} for f in files],
+                    )
+                step("catalog_inserted")
+                return row.id
+        except sa.exc.IntegrityError as exc:
+            raise PublicationConflict(f"outra publicação de {day} foi registrada ao mesmo tempo") from exc
+
+    def referenced_keys(self, day: dt.date | None = None) -> set[str]:
+        """Every object key the catalog points at (all versions, and manifests)."""
+        files = sa.select(PublishedFile.object_key)
+        manifests = sa.select(Publication.manifest_key)
+        if day is not None:
+            files = files.where(PublishedFile.day == day)
+            manifests = manifests.where(Publication.day == day)
+        with self.session() as session:
+            return set(session.scalars(files)) | set(session.scalars(manifests))
