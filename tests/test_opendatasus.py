@@ -264,7 +264,7 @@ def test_trailing_semicolon_with_and_without_header_semicolon(tmp_path, header_s
     raw = raw_of(PniCsvSource(write(tmp_path / "rotina.csv", text)))
     assert raw.height == 3
     assert SOURCE_REASONS not in raw.columns
-    assert raw["dt_deletado_rnds"].to_list() == ["", "", "2025-03-01"]
+    assert raw["dt_deletado_rnds"].to_list() == [None, None, "2025-03-01"]  # an empty field is null
     assert raw["no_uf_estabelecimento"].to_list() == ["RIO DE JANEIRO", "SANTA CATARINA", "RIO DE JANEIRO"]
     assert raw[ORIGIN].to_list() == ["rotina.csv:2", "rotina.csv:3", "rotina.csv:4"]
 
@@ -667,7 +667,7 @@ def test_any_row_written_in_either_encoding_round_trips(values, encoding):
         path.write_bytes(data)
         raw = raw_of(PniCsvSource(path))
     for name in TEXT_COLUMNS:
-        assert raw[name].to_list() == [row[name] for row in rows]
+        assert raw[name].to_list() == [row[name] or None for row in rows]
 
 
 MUNICIPIOS = sorted(reference.municipios())

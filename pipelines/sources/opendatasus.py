@@ -58,7 +58,6 @@ from typing import BinaryIO, ClassVar, Iterator
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipelines import contract, reference
@@ -381,10 +380,12 @@ class _Parser:
                     newlines_in_values=self.quoted,
                     invalid_row_handler=on_invalid,
                 ),
+                # An empty field is null (what validation makes of "" anyway); no other text is.
                 convert_options=pacsv.ConvertOptions(
                     column_types={name: pa.string() for name in names},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
                 ),
             )
         except pa.ArrowInvalid:
@@ -392,7 +393,7 @@ class _Parser:
         lines = body.count(b"\n") + 1 if body else 0
         if invalid or table.num_rows != lines:
             return None  # malformed, blank or multi-line records: line numbers need the slow path
-        if trailing and pc.any(pc.not_equal(table.column(_TRAILING_COLUMN), "")).as_py():
+        if trailing and table.column(_TRAILING_COLUMN).null_count != table.num_rows:
             return None
         return table
 
@@ -423,7 +424,7 @@ class _Parser:
                     fields = [*fields[: width - 1], _SEPARATOR.join(fields[width - 1 :])]
                 else:
                     fields = [*fields, *([None] * (width - len(fields)))]
-            rows.append(fields)
+            rows.append([field if field != "" else None for field in fields])
             origins.append(f"{self.label}:{line}")
             malformed.append(reasons)
         columns = list(zip(*rows)) if rows else [()] * width
