@@ -162,7 +162,7 @@ def test_listing_shows_the_newer_version_once_published(world, client):
     headers = w.bearer(client, world, w.ANA_CPF)
     day = dt.date(2026, 11, 20)
     old = world.file(w.DF, day)
-    new = w.publish_file(world.database, world.storage, w.DF, day, rows=21, seed=1)
+    new = w.publish_file(world, w.DF, day, rows=21, seed=1)
     items = client.get(f"/operations/{w.DF}/years/2026/months/11/files", headers=headers).json()["items"]
     listed = next(i for i in items if i["day"] == "2026-11-20")
     assert (listed["id"], listed["version"], listed["sha256"]) == (new.id, 2, new.sha256)

@@ -1,9 +1,8 @@
-"""A small published world for the portal tests: real gzip CSV files in a local
-store, their catalog rows (the SHA-256 in each row is the digest of the stored
-bytes), two credentials of different states and their users.
-
-When ``serving.publish`` exists the catalog should be filled through it; until then
-the rows are written with the catalog's ORM the way a publication commits them.
+"""A small published world for the portal tests: real gzip CSV files published
+through ``serving.publish`` (upload under new keys, read-back verification,
+manifest, one catalog transaction) to a real store, so the SHA-256 in each catalog
+row is the digest of the stored bytes; two credentials of different states and
+their users.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from pipelines import contract
+from pipelines import contract, csv_format
 from portal_api import crud
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
-from serving.catalog import Publication, PublishedFile
+from serving.publish import StagedDay, StagedFile, publish_day
 from serving.storage import Storage, open_storage
 
 ANA_CPF = "52998224725"  # DF state user
@@ -60,42 +57,21 @@ class Published:
         return hashlib.sha256(self.gz).hexdigest()
 
 
-def publish_file(database: Database, storage: Storage, operation: str, day: dt.date, *, rows: int = 50, seed: int = 0) -> Published:
-    """One new version of (operation, day), made current, like a publication commit."""
+def _stage(directory: Path, operation: str, day: dt.date, rows: int, seed: int) -> tuple[StagedFile, bytes, bytes]:
     parsed = crud.parse_operation(operation)
     csv = csv_bytes(operation, day, rows, seed)
     gz = gzip.compress(csv, mtime=0)
-    with database.session() as session, session.begin():
-        version = (
-            session.scalar(
-                sa.select(sa.func.max(PublishedFile.version)).where(PublishedFile.operation == operation, PublishedFile.day == day)
-            )
-            or 0
-        ) + 1
-        name = contract.file_name(operation, day)
-        key = f"d1/{day:%Y/%m/%d}/v{version}/{name}"
-        storage.put_bytes(key, gz, content_type="application/gzip")
-        publication_version = (session.scalar(sa.select(sa.func.max(Publication.version)).where(Publication.day == day)) or 0) + 1
-        publication = Publication(
-            day=day, version=publication_version, scope=parsed.uf, manifest_key=f"d1/{day:%Y/%m/%d}/p{publication_version}/manifest.json",
-            manifest_sha256="0" * 64, input_sha256="1" * 64, layout_version=contract.LAYOUT_VERSION, records_read=rows,
-            records_valid=rows, records_quarantined=0, files=1, rows=rows, bytes_csv=len(csv), bytes_stored=len(gz),
-        )
-        session.add(publication)
-        session.flush()
-        session.execute(
-            sa.update(PublishedFile).where(PublishedFile.operation == operation, PublishedFile.day == day).values(is_current=False)
-        )
-        row = PublishedFile(
-            publication_id=publication.id, operation=operation, scope_kind="municipio" if parsed.ibge6 else "uf",
-            uf=parsed.uf, ibge6=parsed.ibge6, day=day, version=version, object_key=key, file_name=name, rows=rows,
-            bytes_csv=len(csv), bytes_stored=len(gz), sha256_csv=hashlib.sha256(csv).hexdigest(),
-            sha256_stored=hashlib.sha256(gz).hexdigest(), content_type="application/gzip", content_encoding=None,
-            layout_version=contract.LAYOUT_VERSION, is_current=True,
-        )
-        session.add(row)
-        session.flush()
-        return Published(row.id, operation, day, version, gz, csv)
+    name = contract.file_name(operation, day)
+    path = directory / f"{seed}-{name}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gz)
+    staged = StagedFile(
+        operation=operation, scope_kind="municipio" if parsed.ibge6 else "uf", uf=parsed.uf, ibge6=parsed.ibge6,
+        file_name=name, path=path, rows=rows, bytes_csv=len(csv), bytes_stored=len(gz),
+        sha256_csv=hashlib.sha256(csv).hexdigest(), sha256_stored=hashlib.sha256(gz).hexdigest(),
+        content_type=csv_format.CONTENT_TYPE_GZIP, content_encoding=None,
+    )
+    return staged, csv, gz
 
 
 @dataclass
@@ -106,9 +82,42 @@ class World:
     files: dict[str, list[Published]] = field(default_factory=dict)
     personal_tokens: dict[str, str] = field(default_factory=dict)
     personal_token_ids: dict[str, int] = field(default_factory=dict)
+    # What each (day, uf) publication carries: operation -> (rows, seed).
+    contents: dict[tuple[dt.date, str], dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     def file(self, operation: str, day: dt.date) -> Published:
         return [f for f in self.files[operation] if f.day == day][-1]
+
+
+def publish_file(world: World, operation: str, day: dt.date, *, rows: int = 20, seed: int = 0) -> Published:
+    """A new version of (operation, day): the day is re-published for its UF (the
+    UF's other files of the day unchanged, so the publisher skips them)."""
+    uf = crud.parse_operation(operation).uf
+    contents = world.contents.setdefault((day, uf), {})
+    contents[operation] = (rows, seed)
+    directory = Path(world.settings.home) / "staging" / day.isoformat() / uf
+    staged, by_operation = [], {}
+    for name, (n, s) in sorted(contents.items()):
+        staged_file, csv, gz = _stage(directory, name, day, n, s)
+        staged.append(staged_file)
+        by_operation[name] = (csv, gz)
+    total = sum(f.rows for f in staged)
+    outcome = publish_day(
+        world.storage, world.database.catalog,
+        StagedDay(
+            day=day, scope=uf, input_sha256=hashlib.sha256(repr(sorted(contents.items())).encode()).hexdigest(),
+            layout_version=contract.LAYOUT_VERSION, counts={"read": total, "valid": total, "quarantined": 0},
+            files=staged,
+        ),
+        threads=1,
+    )
+    assert outcome.publication_id is not None and outcome.changed >= 1, outcome
+    record = world.database.catalog.current_file(operation, day)
+    csv, gz = by_operation[operation]
+    assert record.sha256_stored == hashlib.sha256(gz).hexdigest()
+    published = Published(record.id, operation, day, record.version, gz, csv)
+    world.files.setdefault(operation, []).append(published)
+    return published
 
 
 def build(
@@ -125,18 +134,15 @@ def build(
     )
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
-    storage = open_storage(settings.resolved_storage_url)
-    world = World(settings, database, storage)
+    world = World(settings, database, open_storage(settings.resolved_storage_url))
     days = {
         DF: [dt.date(2025, 12, 31), dt.date(2026, 10, 31), dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)],
         SP_CITY: [dt.date(2026, 11, 20), dt.date(2026, 11, 21)],
         SP_STATE: [dt.date(2026, 11, 21)],
     }
     for operation, op_days in days.items():
-        world.files[operation] = [
-            publish_file(database, storage, operation, day, rows=big_rows if (operation, day) == (DF, dt.date(2026, 11, 21)) else 20)
-            for day in op_days
-        ]
+        for day in op_days:
+            publish_file(world, operation, day, rows=big_rows if (operation, day) == (DF, dt.date(2026, 11, 21)) else 20)
     with database.session() as session, session.begin():
         ana = crud.create_user(session, cpf=ANA_CPF, name="Ana Souza", email="ana@saude.df.gov.br")
         bruno = crud.create_user(session, cpf=BRUNO_CPF, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
