@@ -613,7 +613,9 @@ def immunizations(draw):
         text = moment.isoformat(timespec="seconds")
         if text.endswith("+00:00") and draw(st.booleans()):
             text = text.removesuffix("+00:00") + "Z"
-        expected_day = moment.astimezone(SP).date()
+        # The instant the text names (a wall time São Paulo skipped at a DST change
+        # still has one offset in its text), as São Paulo counts days.
+        expected_day = dt.datetime.fromisoformat(text).astimezone(SP).date()
     else:
         expected_day = moment.date()
         text = expected_day.isoformat()
