@@ -469,3 +469,15 @@ def test_fast_normalisation_equals_the_full_one_on_tricky_text():
         assert normalize(frame).equals(_normalize_all(frame))
 
     check()
+
+
+def test_the_same_day_gives_a_byte_identical_staging_file(tmp_path):
+    from pipelines.extract import extract
+
+    files = []
+    for run in ("a", "b"):
+        source = SyntheticSource(dt.date(2026, 11, 20), 5_000, seed=3)
+        out = tmp_path / f"{run}.parquet"
+        extract(source.batches(), out, tmp_path / f"{run}.rejects.parquet", today=dt.date(2026, 11, 22), source=source)
+        files.append(out.read_bytes())
+    assert files[0] == files[1]
