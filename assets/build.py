@@ -16,6 +16,9 @@ class D1Definitions:
     jobs: list[Any]
     schedules: list[Any]
     sensors: list[Any]
+    # The blocking checks of the assets (what the jobs run) and the 07:00 freshness check.
+    blocking_checks: list[Any]
+    freshness_checks: list[Any]
 
 
 def build(settings=None) -> D1Definitions:
@@ -33,7 +36,7 @@ def build(settings=None) -> D1Definitions:
         backoff=Backoff.EXPONENTIAL,
         jitter=Jitter.PLUS_MINUS,
     )
-    assets = d1.build_assets(days, day_ufs, retry)
+    assets = d1.build_assets(days, day_ufs, retry, checks.publication_gates())
     d1_checks = checks.build_checks()
     daily_job, uf_job = automation.build_jobs(d1_checks)
     freshness_checks, freshness_sensor = automation.build_freshness()
@@ -48,4 +51,6 @@ def build(settings=None) -> D1Definitions:
             automation.build_failure_sensor([daily_job, uf_job]),
             automation.build_check_failure_sensor(check_keys),
         ],
+        blocking_checks=list(d1_checks),
+        freshness_checks=list(freshness_checks),
     )

@@ -137,17 +137,28 @@ def _build(asset_key: AssetKey, name: str, description: str, evaluate: Evaluate)
     return _check
 
 
+PLAN = [
+    (STAGING, STAGING_CHECKS),
+    (STAGED_FILES, STAGED_FILES_CHECKS),
+    (PUBLICATION, PUBLICATION_CHECKS),
+    # The UF re-run extracts and stages in one asset: it carries both sets of checks.
+    (UF_STAGED_FILES, {**STAGING_CHECKS, **STAGED_FILES_CHECKS}),
+    (UF_PUBLICATION, PUBLICATION_CHECKS),
+]
+
+
+def publication_gates() -> dict[AssetKey, dict[AssetKey, list[str]]]:
+    """What must have passed before each publication asset publishes."""
+    names = {asset_key: list(checks) for asset_key, checks in PLAN}
+    return {
+        PUBLICATION: {STAGING: names[STAGING], STAGED_FILES: names[STAGED_FILES]},
+        UF_PUBLICATION: {UF_STAGED_FILES: names[UF_STAGED_FILES]},
+    }
+
+
 def build_checks() -> list[AssetChecksDefinition]:
-    plan = [
-        (STAGING, STAGING_CHECKS),
-        (STAGED_FILES, STAGED_FILES_CHECKS),
-        (PUBLICATION, PUBLICATION_CHECKS),
-        # The UF re-run extracts and stages in one asset: it carries both sets of checks.
-        (UF_STAGED_FILES, {**STAGING_CHECKS, **STAGED_FILES_CHECKS}),
-        (UF_PUBLICATION, PUBLICATION_CHECKS),
-    ]
     return [
         _build(asset_key, name, description, evaluate)
-        for asset_key, checks in plan
+        for asset_key, checks in PLAN
         for name, (description, evaluate) in checks.items()
     ]

@@ -33,6 +33,7 @@ from dagster import (
 )
 
 from assets.errors import failing_clearly
+from assets.gate import require_checks_passed
 from assets.metadata import counts_metadata, files_metadata, location, publication_metadata, reasons_markdown, rows_per_uf
 from assets.partitions import day_of, uf_of
 from assets.resources import CatalogDb, ObjectStore, PipelineWork, RndsSource
@@ -70,7 +71,15 @@ class D1Assets:
         return [*self.day_assets, *self.uf_assets]
 
 
-def _publish(work: flow.DayWork, pipeline_work: PipelineWork, object_store: ObjectStore, catalog_db: CatalogDb) -> dict:
+def _publish(
+    context: AssetExecutionContext,
+    gate: dict[AssetKey, list[str]],
+    work: flow.DayWork,
+    pipeline_work: PipelineWork,
+    object_store: ObjectStore,
+    catalog_db: CatalogDb,
+) -> dict:
+    require_checks_passed(context.instance, gate, context.partition_key)
     with failing_clearly(f"publicação de {work.day} ({work.scope})"):
         storage = object_store.open()
         with catalog_db.open() as catalog:
@@ -84,7 +93,14 @@ def _publish(work: flow.DayWork, pipeline_work: PipelineWork, object_store: Obje
     }
 
 
-def build_assets(days: DailyPartitionsDefinition, day_ufs: MultiPartitionsDefinition, retry: RetryPolicy) -> D1Assets:
+def build_assets(
+    days: DailyPartitionsDefinition,
+    day_ufs: MultiPartitionsDefinition,
+    retry: RetryPolicy,
+    gates: dict[AssetKey, dict[AssetKey, list[str]]],
+) -> D1Assets:
+    """``gates``: for each publication asset, the blocking checks (by asset) that must
+    have passed before it publishes."""
     @multi_asset(
         name="rnds_extract",
         specs=[
@@ -164,7 +180,7 @@ def build_assets(days: DailyPartitionsDefinition, day_ufs: MultiPartitionsDefini
         context: AssetExecutionContext, pipeline_work: PipelineWork, object_store: ObjectStore, catalog_db: CatalogDb
     ) -> MaterializeResult:
         work = pipeline_work.work(day_of(context.partition_key))
-        return MaterializeResult(metadata=_publish(work, pipeline_work, object_store, catalog_db))
+        return MaterializeResult(metadata=_publish(context, gates[PUBLICATION], work, pipeline_work, object_store, catalog_db))
 
     @asset(
         name=UF_STAGED_FILES.path[0],
@@ -207,6 +223,6 @@ def build_assets(days: DailyPartitionsDefinition, day_ufs: MultiPartitionsDefini
     ) -> MaterializeResult:
         key = context.partition_key
         work = pipeline_work.work(day_of(key), uf_of(key))
-        return MaterializeResult(metadata=_publish(work, pipeline_work, object_store, catalog_db))
+        return MaterializeResult(metadata=_publish(context, gates[UF_PUBLICATION], work, pipeline_work, object_store, catalog_db))
 
     return D1Assets(rnds_extract, d1_staged_files, d1_publication, d1_uf_staged_files, d1_uf_publication)

@@ -261,8 +261,10 @@ def publish_staged(work: DayWork, *, storage, catalog, threads: int = 8, keep_fi
     started = time.perf_counter()
     result = load_staged(work)
     missing = [f.file_name for f in result.files if not f.path.is_file()]
-    if missing:
+    if missing and not _already_current(result, catalog):
         raise FlowError(f"{len(missing)} arquivo(s) preparado(s) sumiram de {work.files_dir} (ex.: {missing[0]}): prepare o dia de novo")
+    # (Already published and cleaned up: publishing again changes nothing and needs no file,
+    # which makes re-running the publication a re-verification of what the store holds.)
     staged = staged_day_from(result, reason_labels=REASON_LABELS)
     outcome = Publisher(storage, catalog, threads=threads).publish(staged)
     latest = catalog.latest_publication(work.day)
@@ -296,6 +298,20 @@ def publish_staged(work: DayWork, *, storage, catalog, threads: int = 8, keep_fi
     if not keep_files:
         shutil.rmtree(work.files_dir, ignore_errors=True)
     return record
+
+
+def _already_current(result: PartitionResult, catalog) -> bool:
+    """True when the catalog's current files in scope are exactly these staged files
+    (same uncompressed content and layout), so publishing them changes nothing."""
+    current = catalog.current_by_operation(result.day)
+    staged = {f.operation: f for f in result.files}
+    in_scope = {op: r for op, r in current.items() if result.uf is None or r.uf == result.uf}
+    for operation, record in in_scope.items():
+        f = staged.get(operation)
+        expected = f.sha256_csv if f is not None else (result.empty_file.sha256_csv if result.empty_file else None)
+        if record.sha256_csv != expected or record.layout_version != result.layout_version:
+            return False
+    return set(staged) <= set(in_scope)
 
 
 def load_publication(work: DayWork) -> PublicationRecord:
