@@ -134,13 +134,53 @@ def cmd_verify_log(args):
         raise LogTampered(f"registro de downloads adulterado: {result.reason} (primeira entrada inválida: {result.first_bad_id})")
 
 
+def cmd_grant_role(args):
+    from portal_api import crud
+    from portal_api.core.security import mask_cpf
+    from portal_api.solicitacoes import service
+
+    database = _database(_settings())
+    with database.session() as session, session.begin():
+        user = crud.user_by_cpf(session, args.cpf)
+        service.grant_role(session, user, args.role)
+        _emit({"command": "admin grant-role", "cpf": mask_cpf(user.cpf), "role": args.role})
+
+
+def cmd_revoke_role(args):
+    from portal_api import crud
+    from portal_api.core.security import mask_cpf
+    from portal_api.solicitacoes import service
+
+    database = _database(_settings())
+    with database.session() as session, session.begin():
+        user = crud.user_by_cpf(session, args.cpf)
+        row = service.revoke_role(session, user, args.role)
+        _emit({"command": "admin revoke-role", "cpf": mask_cpf(user.cpf), "role": args.role,
+               "revoked_at": row.revoked_at.isoformat()})
+
+
+def cmd_publish_request_terms(args):
+    from portal_api.solicitacoes import service
+
+    if args.text_file:
+        text = Path(args.text_file).read_text(encoding="utf-8")
+    elif args.text:
+        text = args.text
+    else:
+        raise ValueError("informe --text-file ou --text")
+    database = _database(_settings())
+    with database.session() as session, session.begin():
+        terms = service.publish_request_terms(session, text)
+        _emit({"command": "admin publish-request-terms", "version": terms.version, "text_sha256": terms.text_sha256})
+
+
 def register(commands) -> None:
     serve = commands.add_parser("serve", help="sobe a API do portal (padrão 127.0.0.1:8000)")
     serve.add_argument("--host", help="endereço (padrão VACINA_D1_HOST ou 127.0.0.1)")
     serve.add_argument("--port", type=int, help="porta (padrão VACINA_D1_PORT ou 8000)")
     serve.set_defaults(handler=cmd_serve)
 
-    admin = commands.add_parser("admin", help="usuários, credenciais, tokens, termos de uso e o registro de downloads")
+    admin = commands.add_parser("admin", help="usuários, papéis, credenciais, tokens, termos de uso e o registro de downloads")
     sub = admin.add_subparsers(dest="admin_command", required=True, metavar="AÇÃO")
 
     p = sub.add_parser("create-user", help="cria um usuário")
@@ -183,3 +223,19 @@ def register(commands) -> None:
 
     p = sub.add_parser("verify-log", help="confere a cadeia de hashes do registro de downloads")
     p.set_defaults(handler=cmd_verify_log)
+
+    p = sub.add_parser("grant-role", help="dá um papel a um usuário (analista: analisa solicitações de credencial)")
+    p.add_argument("--cpf", required=True)
+    p.add_argument("--role", choices=["analista"], default="analista")
+    p.set_defaults(handler=cmd_grant_role)
+
+    p = sub.add_parser("revoke-role", help="retira um papel de um usuário")
+    p.add_argument("--cpf", required=True)
+    p.add_argument("--role", choices=["analista"], default="analista")
+    p.set_defaults(handler=cmd_revoke_role)
+
+    p = sub.add_parser("publish-request-terms", help="publica uma nova versão dos termos de uso da solicitação de credencial")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--text-file", help="arquivo UTF-8 com o texto")
+    group.add_argument("--text")
+    p.set_defaults(handler=cmd_publish_request_terms)

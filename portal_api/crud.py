@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from pipelines import contract, reference
 from portal_api.core import security
 from portal_api.models import (
+    D1_CSV_API,
     ENVIRONMENTS,
     OPERATION_STATUSES,
     AccessToken,
@@ -181,9 +182,11 @@ def grant(session: Session, user: User, credential: Credential) -> Permission:
 @dataclass(frozen=True)
 class Scope:
     """The operations a user may see, each with the credential that grants it (the
-    lowest id when several do)."""
+    lowest id when several do), and those refused because every credential granting
+    them has an IP range the caller's address is outside of (issue 6)."""
 
     operations: dict[str, int]
+    blocked: dict[str, int] = field(default_factory=dict)
 
     def __contains__(self, operation: object) -> bool:
         return operation in self.operations
@@ -192,28 +195,47 @@ class Scope:
         return self.operations[operation]
 
 
-def scope_of(session: Session, user_id: int) -> Scope:
+def scope_of(session: Session, user_id: int, *, environment: str = "producao", client_address=None) -> Scope:
+    """Approved D-1 operations of the user's active credentials of ``environment`` (the
+    one this instance serves). A credential with a registered IP range grants only to a
+    caller inside it (``client_address``: ``ip_ranges.ClientAddress``'s address, None
+    when unknown, which a range refuses)."""
+    from portal_api.core.ip_ranges import admits
+
     query = (
-        sa.select(CredentialOperation.operation, sa.func.min(Credential.id))
+        sa.select(CredentialOperation.operation, Credential.id, Credential.ip_range_start, Credential.ip_range_end)
         .join(Credential, Credential.id == CredentialOperation.credential_id)
         .join(Permission, Permission.credential_id == Credential.id)
         .where(
             Permission.user_id == user_id,
             Permission.revoked_at.is_(None),
             Credential.status == "ativa",
+            Credential.environment == environment,
+            Credential.api == D1_CSV_API,
             CredentialOperation.status == "aprovada",
         )
-        .group_by(CredentialOperation.operation)
+        .order_by(Credential.id)
     )
-    return Scope({operation: credential_id for operation, credential_id in session.execute(query)})
+    operations: dict[str, int] = {}
+    blocked: dict[str, int] = {}
+    for operation, credential_id, start, end in session.execute(query):
+        if operation in operations:
+            continue
+        if admits(start, end, client_address):
+            operations[operation] = credential_id
+            blocked.pop(operation, None)
+        else:
+            blocked.setdefault(operation, credential_id)
+    return Scope(operations, blocked)
 
 
 def credentials_of(session: Session, user_id: int) -> list[tuple[Credential, list[CredentialOperation]]]:
-    """The credentials a user holds a live permission on, with all their operations."""
+    """The D-1 credentials a user holds a live permission on (any environment), with all
+    their operations (the other APIs' credentials are in "Gerenciar credenciais")."""
     credentials = session.scalars(
         sa.select(Credential)
         .join(Permission, Permission.credential_id == Credential.id)
-        .where(Permission.user_id == user_id, Permission.revoked_at.is_(None))
+        .where(Permission.user_id == user_id, Permission.revoked_at.is_(None), Credential.api == D1_CSV_API)
         .order_by(Credential.id)
     ).all()
     ids = [c.id for c in credentials]

@@ -19,12 +19,17 @@ from portal_api.core import problems
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from portal_api.refresh import DagsterClient
+from portal_api.solicitacoes.service import WorkflowServices
 from serving.storage import open_storage
+
+# The routes that take files (certificate, CNES list, evidence): larger bodies.
+UPLOAD_PATHS = r"/solicitacoes/[0-9]+/(certificado|estabelecimentos/importacao|evidencias)"
 
 DESCRIPTION = """\
 Os registros de vacinação D-1 da RNDS em arquivos CSV por UF e município, para quem
 tem credencial: listagem por operação, ano e mês; termos de uso; download registrado;
-pedido de atualização de um dia.
+pedido de atualização de um dia. E a solicitação de credencial do Portal de Serviços:
+solicitação, análise, homologação e produção.
 
 Autenticação: troque o token pessoal por um token de acesso em `POST /token` e envie-o
 em `Authorization: Bearer`. Tudo o que está fora do escopo das suas credenciais responde
@@ -38,6 +43,10 @@ TAGS = [
     {"name": "termos de uso", "description": "Termos versionados por operação; aceite antes do primeiro download."},
     {"name": "downloads", "description": "O arquivo, com retomada (Range) e registro antes do primeiro byte."},
     {"name": "atualização", "description": "Reprocessamento de um dia pelo pipeline (Dagster)."},
+    {"name": "catálogo", "description": "As APIs que se pode solicitar e a busca de estabelecimentos no CNES."},
+    {"name": "solicitações", "description": "Solicitação de credencial: rascunho, certificado, envio, evidências, produção."},
+    {"name": "análise", "description": "Decisões do analista do DATASUS (exige o papel de analista)."},
+    {"name": "gerenciar credenciais", "description": "Credenciais por ambiente e troca de titular."},
     {"name": "saúde", "description": "Monitoração."},
 ]
 
@@ -76,8 +85,12 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
         redirect_slashes=False,
     )
     app.state.services = services
+    app.state.solicitacoes = WorkflowServices(settings)
     problems.install(app)
-    app.add_middleware(problems.BodyLimitMiddleware, max_body_size=settings.max_body_bytes)
+    app.add_middleware(
+        problems.BodyLimitMiddleware, max_body_size=settings.max_body_bytes,
+        larger=((UPLOAD_PATHS, settings.upload_max_bytes),),
+    )
     app.include_router(api_router)
 
     def openapi() -> dict[str, Any]:

@@ -26,6 +26,9 @@ OPERATION_STATUSES = ("solicitada", "aprovada", "reprovada", "suspensa")
 REFRESH_STATUSES = ("solicitado", "lancado", "falhou")
 # The operation names a credential can carry: a state's file or a municipality's.
 OPERATION_PATTERN = r"^imunizacao-total-[a-z]{2}(-[0-9]{6})?$"
+# The API of the portal's catalogue this API serves (the others are only requested and
+# analysed here): the credentials of other APIs never reach the download routes.
+D1_CSV_API = "vacinacao-d1-csv"
 
 TZ = sa.DateTime(timezone=True)
 
@@ -66,6 +69,11 @@ class Credential(Base):
     holder_user_id: Mapped[int] = mapped_column(sa.ForeignKey("portal_user.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(TZ, default=utcnow, onupdate=utcnow)
+    # Issue 6 (migration 0002): the catalogue API the credential is for, and the public
+    # IP range its system registered (None: no range, any address; admin-made credentials).
+    api: Mapped[str] = mapped_column(sa.String(64), default=D1_CSV_API, server_default=D1_CSV_API)
+    ip_range_start: Mapped[str | None] = mapped_column(sa.String(45))
+    ip_range_end: Mapped[str | None] = mapped_column(sa.String(45))
 
 
 class CredentialOperation(Base):

@@ -10,8 +10,9 @@ its ID/access tokens and mapping the CPF claim to a ``User``) is one more class 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Iterator, Protocol
+from typing import Annotated, Callable, Iterator, NoReturn, Protocol
 
 from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2
@@ -21,10 +22,12 @@ from portal_api import crud
 from portal_api.core import problems
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database
+from portal_api.core.ip_ranges import client_address
 from portal_api.refresh import DagsterClient
 from serving.catalog import FileRecord
 from serving.storage import Storage
 
+log = logging.getLogger("portal_api")
 
 @dataclass(frozen=True)
 class Principal:
@@ -117,8 +120,43 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_scope(principal: CurrentPrincipal, session: SessionDep) -> crud.Scope:
-    return crud.scope_of(session, principal.user_id)
+@dataclass(frozen=True)
+class RequestScope(crud.Scope):
+    """The scope of one request: also who asked, from where, so a call made with a
+    credential from outside its IP range can be refused and logged."""
+
+    refuse: Callable[[str], NoReturn] | None = None
+
+
+def get_scope(principal: CurrentPrincipal, session: SessionDep, services: ServicesDep, request: Request) -> crud.Scope:
+    address = client_address(request, services.settings)
+    scope = crud.scope_of(
+        session, principal.user_id, environment=services.settings.served_environment, client_address=address.address
+    )
+
+    def refuse(operation: str) -> NoReturn:
+        credential_id = scope.blocked[operation]
+        log.warning(
+            "acesso recusado fora da faixa de IP: usuário %s, credencial %s, endereço %s (par %s), %s %s",
+            principal.user_id, credential_id, address.text or "desconhecido", address.peer, request.method, request.url.path,
+        )
+        try:
+            from portal_api.solicitacoes.service import record_refusal
+
+            record_refusal(
+                services.database.engine, credential_id=credential_id, user_id=principal.user_id,
+                client_address=address.text, peer=address.peer, method=request.method, path=request.url.path,
+            )
+        except Exception:  # noqa: BLE001 - the refusal stands even if its record cannot be written
+            log.exception("recusa por faixa de IP não registrada")
+        raise problems.ProblemError(
+            403,
+            f"Acesso recusado: o endereço {address.text or 'desconhecido'} está fora da faixa de IP registrada para a "
+            "credencial desta operação. A tentativa foi registrada.",
+            slug="fora-da-faixa-de-ip", title="Fora da faixa de IP da credencial",
+        )
+
+    return RequestScope(scope.operations, scope.blocked, refuse)
 
 
 ScopeDep = Annotated[crud.Scope, Depends(get_scope)]
@@ -126,16 +164,27 @@ ScopeDep = Annotated[crud.Scope, Depends(get_scope)]
 NOT_IN_SCOPE = "Operação ou arquivo não encontrado no escopo das suas credenciais."
 
 
+def _refuse_if_blocked(operation: str, scope: crud.Scope) -> None:
+    refuse = getattr(scope, "refuse", None)
+    if operation in scope.blocked and operation not in scope and refuse is not None:
+        refuse(operation)
+
+
 def operation_in_scope(operation: str, scope: crud.Scope) -> str:
-    """404 — never 403 — for an operation the caller's credentials do not grant."""
+    """404 — never 403 — for an operation the caller's credentials do not grant; 403
+    (logged) for one they grant only from another IP range."""
     if operation not in scope:
+        _refuse_if_blocked(operation, scope)
         raise problems.not_found(NOT_IN_SCOPE)
     return operation
 
 
 def file_in_scope(services: Services, file_id: int, scope: crud.Scope) -> FileRecord:
-    """404 for a file that does not exist and for one outside the caller's scope alike."""
+    """404 for a file that does not exist and for one outside the caller's scope alike
+    (403, logged, for one whose credential refuses the caller's IP address)."""
     record = services.database.catalog.file(file_id)
+    if record is not None and record.operation not in scope:
+        _refuse_if_blocked(record.operation, scope)
     if record is None or record.operation not in scope:
         raise problems.not_found(NOT_IN_SCOPE)
     return record

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from serving.settings import ServingSettings
 
@@ -43,6 +44,55 @@ class PortalSettings(ServingSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+
+    # -- issue 6: the credential-request workflow ------------------------------------------
+    # Which credentials this instance serves files to: a production instance only
+    # produção credentials (homologação ones authenticate but see no file).
+    served_environment: Literal["producao", "homologacao"] = "producao"
+    # The client address: the socket peer, unless it is one of these proxies (addresses or
+    # CIDRs, comma-separated or JSON); then the rightmost untrusted hop of this header.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    forwarded_header: str = Field("X-Forwarded-For", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    # PEM roots (and intermediate ACs) certificates must chain to: a directory of
+    # .pem/.crt/.cer files or one bundle. ICP-Brasil's in production; unset, no
+    # certificate can be accepted.
+    trust_store: Path | None = None
+    # A CNES tbEstabelecimento dump (same variable as the pipeline's); unset, the shipped table.
+    cnes_table: Path | None = None
+    evidence_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    evidence_max_files: int = Field(10, ge=1, le=100)
+    drafts_per_user: int = Field(20, ge=1, le=1000)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        from portal_api.core.ip_ranges import parse_networks
+
+        parse_networks(value)  # a bad entry stops the start-up with its name
+        return value
+
+    @property
+    def trusted_proxy_networks(self):
+        from portal_api.core.ip_ranges import parse_networks
+
+        return parse_networks(self.trusted_proxies)
+
+    @property
+    def upload_max_bytes(self) -> int:
+        """Body limit of the upload routes: one evidence file plus the multipart envelope."""
+        return self.evidence_max_bytes + 64 * 1024
 
     def resolved_token_key(self) -> bytes:
         if self.token_key is not None:

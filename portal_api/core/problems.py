@@ -263,23 +263,34 @@ class _BodyTooLarge(StarletteHTTPException):
 
 class BodyLimitMiddleware:
     """Bounds every request body (declared or streamed) and answers 413 as a problem
-    document (Starlette's own limiter answers in plain text)."""
+    document (Starlette's own limiter answers in plain text). ``larger`` lets a few
+    paths (regular expressions, e.g. file uploads) take a larger body."""
 
-    def __init__(self, app, max_body_size: int):
+    def __init__(self, app, max_body_size: int, larger: tuple[tuple[str, int], ...] = ()):
+        import re
+
         self.app = app
         self.max_body_size = max_body_size
+        self.larger = tuple((re.compile(pattern), size) for pattern, size in larger)
+
+    def _limit(self, path: str) -> int:
+        for pattern, size in self.larger:
+            if pattern.fullmatch(path):
+                return size
+        return self.max_body_size
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         try:
-            too_large = declared is not None and int(declared) > self.max_body_size
+            too_large = declared is not None and int(declared) > limit
         except ValueError:
             too_large = False
         if too_large:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
 
@@ -288,14 +299,14 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_size:
+                if received > limit:
                     raise _BodyTooLarge()  # becomes the 413 problem through the HTTP handler
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, scope, receive, send):
+    async def _refuse(self, scope, receive, send, limit: int):
         from starlette.requests import Request
 
-        response = problem_response(Request(scope), ProblemError(413, f"O corpo da requisição passa de {self.max_body_size} bytes."))
+        response = problem_response(Request(scope), ProblemError(413, f"O corpo da requisição passa de {limit} bytes."))
         await response(scope, receive, send)

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from portal_api import crud, schemas
 from portal_api.api import present
-from portal_api.api.deps import CurrentPrincipal, ScopeDep, SessionDep
+from portal_api.api.deps import CurrentPrincipal, ScopeDep, ServicesDep, SessionDep
 from portal_api.core import problems, security
 from portal_api.models import Credential, TermsAcceptance, TermsVersion
 
@@ -24,13 +24,14 @@ router = APIRouter(tags=["credenciais"])
     ),
     responses=problems.responses(401, 503),
 )
-def me(principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep) -> schemas.MeOut:
+def me(principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep, services: ServicesDep) -> schemas.MeOut:
     credentials = []
     for credential, operations in crud.credentials_of(session, principal.user_id):
+        served = credential.environment == services.settings.served_environment
         rows = []
         for op in operations:
             uf, ibge6, name = present.territory(op.operation)
-            accessible = credential.status == "ativa" and op.status == "aprovada" and op.operation in scope
+            accessible = credential.status == "ativa" and op.status == "aprovada" and served and op.operation in scope
             rows.append(schemas.OperationOut(
                 operation=op.operation, status=op.status, uf=uf, ibge6=ibge6, territory=name, accessible=accessible
             ))

@@ -43,6 +43,7 @@ from portal_api.api import present
 from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope
 from portal_api.api.routes.listing import PAGE_SIZE_MAX
 from portal_api.core import problems, ranges
+from portal_api.core.ip_ranges import client_address
 from portal_api.models import RefreshRequest
 from portal_api.refresh import DagsterRefused, DagsterUnavailable, partition_key
 from serving.catalog import FileRecord
@@ -226,7 +227,7 @@ def _log(services: Services, plan: _Plan, principal, scope, *, delivery: str, by
             delivery=delivery,
             range_start=byte_range[0] if byte_range else None,
             range_end=byte_range[1] if byte_range else None,
-            client_address=request.client.host if request.client else None,
+            client_address=client_address(request, services.settings).text,
         )
     except Exception:  # noqa: BLE001 - whatever failed, no byte leaves unlogged
         log.exception("registro de downloads indisponível; download de %s recusado", record.object_key)
