@@ -23,15 +23,18 @@ Every UF gets a file (27; only the header when nobody is in it); a municipality
 gets a file when at least one record is in it. Rows keep the order of the
 canonical input (``co_documento``), so the same input gives byte-identical files.
 
-How, fast. The input is streamed in row batches. Each batch is serialised to CSV
-once (polars, both cores); the lines are split on ``\\n`` (text never holds a line
-break after validation) into a zero-copy Arrow array; a small routing table
-(row, target file, vínculo) sorted by target gives, through one Arrow ``take``,
-one contiguous buffer holding every target's lines with their vínculo suffix; each
-target's slice goes to a writer thread that hashes it (SHA-256 of the CSV) and
-writes it, compressed piecewise into one gzip member (see ``csv_format``), to the
-target's staging file. Memory stays bounded by the batch size; the writer threads
-overlap compression, hashing and I/O with the next batch's serialisation.
+How, fast. The input is streamed in row batches (the next one read by a thread
+while this one is processed). Each batch is serialised to CSV once (polars, both
+cores) into a buffer reused from batch to batch; the lines are split on ``\\n``
+(text never holds a line break after validation) into a zero-copy Arrow array; a
+small routing table (target file, row, vínculo) sorted by target gives, through
+one Arrow ``take``, one contiguous buffer holding every target's lines with their
+vínculo suffix; each target's slice goes to a writer thread that hashes it
+(SHA-256 of the CSV) and writes it, compressed piecewise into one gzip member (see
+``csv_format``; pieces cut at fixed offsets of each file, so the bytes do not
+depend on the batching), to the target's staging file. Memory stays bounded by
+the batch size plus less than one gzip piece per target; the writer thread
+overlaps compression, hashing and I/O with the next batch's serialisation.
 """
 
 from __future__ import annotations
@@ -39,13 +42,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import io
 import os
 import queue
 import resource
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -63,11 +66,16 @@ SCOPE_UF = "uf"
 SCOPE_MUNICIPIO = "municipio"
 BRASIL_PAIS = "10"
 
-DEFAULT_BATCH_ROWS = 100_000
+# Rows per batch: memory is about a batch (input frame, CSV, gathered lines) times
+# three, plus what the targets hold until their next gzip piece.
+DEFAULT_BATCH_ROWS = 50_000
 # The gzip pieces' size: each target holds less than this in memory until it is
 # compressed; primed with the previous 32 KiB, 64 KiB pieces compress within 0.3%
 # of one stream (bench/README.md).
 DEFAULT_FLUSH_BYTES = 64 * 1024
+# Past 1 MiB a file is compressed in pieces 16 times larger (1 MiB with the default).
+GROW_PIECES_AFTER = 1024 * 1024
+LARGE_PIECE_FACTOR = 16
 
 _VINCULOS = (contract.Vinculo.OCORRENCIA, contract.Vinculo.RESIDENCIA, contract.Vinculo.AMBOS)
 _OCORRENCIA, _RESIDENCIA, _AMBOS = 0, 1, 2
@@ -319,22 +327,26 @@ class _TargetFile:
         if self.gzip is None:
             self._store(data)
             return
-        # Pieces cut at fixed offsets of the file (every flush_bytes): the compressed
-        # bytes depend on the content only, not on batches or writer threads.
+        # Pieces cut at fixed offsets of the file: the compressed bytes depend on the
+        # content only, not on batches or writer threads. Small pieces first (a small
+        # file holds at most one in memory), large ones once the file is large
+        # (fewer, cheaper compressor starts where most of the bytes are).
         view = memoryview(data)
-        if self.pending:
-            take = self.flush_bytes - len(self.pending)
-            self.pending += view[:take]
-            view = view[take:]
-            if len(self.pending) < self.flush_bytes:
-                return
-            self._store(self.gzip.piece(self.pending))
-            self.pending = bytearray()
-        while len(view) >= self.flush_bytes:
-            self._store(self.gzip.piece(view[: self.flush_bytes]))
-            view = view[self.flush_bytes :]
+        while len(self.pending) + len(view) >= self._piece_size():
+            size = self._piece_size()
+            if self.pending:
+                take = size - len(self.pending)
+                self.pending += view[:take]
+                view = view[take:]
+                piece, self.pending = self.pending, bytearray()
+            else:
+                piece, view = view[:size], view[size:]
+            self._store(self.gzip.piece(piece))
         if len(view):
             self.pending += view
+
+    def _piece_size(self) -> int:
+        return self.flush_bytes if self.gzip.size < GROW_PIECES_AFTER else self.flush_bytes * LARGE_PIECE_FACTOR
 
     def finish(self, day: dt.date) -> PartitionedFile:
         self.add(csv_format.LINE_END.encode(), 0)
@@ -469,12 +481,26 @@ class _Writer(threading.Thread):
 # -- the day ------------------------------------------------------------------------------
 
 
-def _batches(path: Path, batch_rows: int, total: int) -> Iterator[pl.DataFrame]:
-    # One query per batch: polars pushes the slice down to the pages it needs,
-    # which holds memory to about a batch (its streaming reader prefetches much more).
+def _batches(path: Path, batch_rows: int, total: int, prefetch: bool = True) -> Iterator[pl.DataFrame]:
+    """The input in row batches, in order. One query per batch: polars pushes the
+    slice down to the pages it needs, which holds memory to about a batch (its
+    streaming reader prefetches much more). With ``prefetch``, the next batch is
+    read by a thread while this one is processed (polars releases the GIL)."""
     source = pl.scan_parquet(path)
-    for offset in range(0, total, batch_rows):
-        yield source.slice(offset, batch_rows).collect()
+    offsets = range(0, total, batch_rows)
+    if not prefetch:
+        for offset in offsets:
+            yield source.slice(offset, batch_rows).collect()
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="vacina-d1-partition-reader") as reader:
+        pending = None
+        for offset in offsets:
+            following = reader.submit(lambda o=offset: source.slice(o, batch_rows).collect())
+            if pending is not None:
+                yield pending.result()
+            pending = following
+        if pending is not None:
+            yield pending.result()
 
 
 class _OrderCheck:
@@ -495,17 +521,49 @@ class _OrderCheck:
         self.last = ids[-1]
 
 
-def _serialise(frame: pl.DataFrame) -> pa.LargeStringArray:
+class _ReusedBuffer:
+    """A write-only byte sink kept across batches: polars writes the batch's CSV into
+    it, and the next batch reuses the same memory. Fresh memory costs a page fault per
+    4 KiB on first touch, which on a VM is a large part of partitioning's time."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(1 << 20)
+        self.size = 0
+        self.mask = np.empty(0, dtype=np.bool_)
+
+    def write(self, chunk) -> int:
+        n = len(chunk)
+        end = self.size + n
+        if end > len(self.data):
+            grown = bytearray(max(end, len(self.data) * 3 // 2))
+            grown[: self.size] = memoryview(self.data)[: self.size]
+            self.data = grown
+        self.data[self.size : end] = chunk
+        self.size = end
+        return n
+
+    def flush(self) -> None:
+        pass
+
+    def newlines(self, end: int) -> np.ndarray:
+        if len(self.mask) < end:
+            self.mask = np.empty(max(end, len(self.mask) * 3 // 2), dtype=np.bool_)
+        mask = self.mask[:end]
+        np.equal(np.frombuffer(self.data, dtype=np.uint8, count=end), 10, out=mask)
+        return np.flatnonzero(mask)
+
+
+def _serialise(frame: pl.DataFrame, sink: _ReusedBuffer) -> pa.LargeStringArray:
     """The batch as CSV lines: element i is ``"\\n" + line i``, then one dummy
-    element, then the three vínculo suffixes (all over one buffer, zero-copy)."""
-    sink = io.BytesIO()
+    element, then the three vínculo suffixes (all over one buffer, zero-copy).
+    The array borrows ``sink``'s memory: drop it before the next batch."""
+    sink.size = 0
     sink.write(csv_format.LINE_END.encode())
     csv_format.write_rows(frame, sink)
-    csv_end = sink.tell()
+    csv_end = sink.size
     for suffix in _SUFFIXES:
         sink.write(suffix)
-    data = sink.getbuffer()
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=csv_end) == 10)
+    newlines = sink.newlines(csv_end)
     n = frame.height
     if len(newlines) != n + 1:
         raise PartitionInputError(
@@ -518,7 +576,8 @@ def _serialise(frame: pl.DataFrame) -> pa.LargeStringArray:
     for i, suffix in enumerate(_SUFFIXES):
         position += len(suffix)
         offsets[n + 2 + i] = position
-    return pa.LargeStringArray.from_buffers(n + 4, pa.py_buffer(offsets), pa.py_buffer(data))
+    data = pa.py_buffer(memoryview(sink.data)[: sink.size])
+    return pa.LargeStringArray.from_buffers(n + 4, pa.py_buffer(offsets), data)
 
 
 def partition_day(
@@ -556,28 +615,32 @@ def partition_day(
     for writer in pool:
         writer.start()
     order = _OrderCheck()
+    sink = _ReusedBuffer()
     records = 0
-    timings = {"serialise": 0.0, "route": 0.0, "gather": 0.0}
+    timings = {"read": 0.0, "serialise": 0.0, "route": 0.0, "gather": 0.0, "handoff": 0.0}
     finished = False
     try:
         # Every UF in scope gets its file, even when nobody is in it.
         uf_targets = [t.index for t in all_targets if t.scope_kind == SCOPE_UF and (uf is None or t.uf == uf)]
         for w, writer in enumerate(pool):
             writer.put(("create", [i for i in uf_targets if i % writers == w]))
+        tick = time.perf_counter()
         for frame in _batches(input_path, batch_rows, counts.valid):
+            timings["read"] += time.perf_counter() - tick
             if frame.height == 0:
+                tick = time.perf_counter()
                 continue
             tick = time.perf_counter()
             order.see(frame["co_documento"])
             records += frame.height
-            lines = _serialise(frame)
+            lines = _serialise(frame, sink)
             timings["serialise"] += time.perf_counter() - tick
             tick = time.perf_counter()
             target, row, vinculo = routing.route(frame)
             timings["route"] += time.perf_counter() - tick
+            tick = time.perf_counter()
             if not len(target):
                 continue
-            tick = time.perf_counter()
             picks = np.empty(2 * len(row), dtype=np.int64)
             picks[0::2] = row
             picks[1::2] = frame.height + 1 + vinculo
@@ -596,11 +659,14 @@ def partition_day(
             ):
                 per_writer[index % writers].append((index, start, end, rows))
             timings["gather"] += time.perf_counter() - tick
+            tick = time.perf_counter()
             for writer, slices in zip(pool, per_writer):
                 if slices:
                     # The buffer travels with its slices; it lives until the writer is done with it.
                     writer.put(("write", (body, slices)))
             del gathered, body
+            timings["handoff"] += time.perf_counter() - tick
+            tick = time.perf_counter()
         for writer in pool:
             writer.put(None)
         for writer in pool:
