@@ -466,3 +466,52 @@ def test_migration_and_a_walk_on_postgres(tmp_path, postgres_url):
     finally:
         client.app.state.services.database.dispose()
         world.database.dispose()
+
+
+# -- the catalogue, "Adicionar todos", and credentials of the other APIs ---------------------------------------------
+
+
+def test_catalogue_and_adding_all_operations(setup):
+    world, pki, client = setup
+    bruno, daniel = w.bearer(client, world, w.BRUNO_CPF), w.bearer(client, world, rw.DANIEL_CPF)
+    apis = {a["codigo"]: a for a in client.get("/catalogo/apis", headers=bruno).json()}
+    assert {"cns", "rel", "ria", "vacinacao", "soa-bnafar", "esus-notifica", "sus-digital", "rac", "rira", "vacinacao-d1-csv"} == set(apis)
+    assert "/fhir/r4/Patient GET" in apis["cns"]["operacoes"] and "/token POST" in apis["cns"]["operacoes"]
+    assert "/contexto-atendimento POST" in apis["ria"]["operacoes"]
+    assert apis["vacinacao-d1-csv"]["operacoes"] == ["imunizacao-total-<uf> GET", "imunizacao-total-<uf>-<ibge6> GET"]
+    sp = client.get("/catalogo/apis/vacinacao-d1-csv/operacoes", params={"uf": "sp"}, headers=bruno).json()["operacoes"]
+    from pipelines import reference
+
+    municipios_sp = sorted(code for code, m in reference.municipios().items() if m.uf == "SP")
+    assert sp == ["imunizacao-total-sp", *(f"imunizacao-total-sp-{code}" for code in municipios_sp)] and len(sp) == 646
+
+    # "Adicionar todos" in the D-1 API needs the establishment (its UF) first.
+    draft = client.post("/solicitacoes", json={}, headers=bruno).json()["id"]
+    early = problem(client.patch(f"/solicitacoes/{draft}", headers=bruno,
+                                 json={"api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "adicionar_todas": True}}), 422)
+    assert early["errors"][0]["field"] == "api.adicionar_todas"
+    both = client.patch(f"/solicitacoes/{draft}", headers=bruno, json={
+        "estabelecimento": {"cnes": rw.SP_MAIN}, "api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "adicionar_todas": True}})
+    assert [o["operacao"] for o in both.json()["api"]["operacoes"]] == sp
+    # A DF establishment under SP operations is refused, naming the establishment field.
+    moved = problem(client.patch(f"/solicitacoes/{draft}", json={"estabelecimento": {"cnes": "0010456"}}, headers=bruno), 422)
+    assert moved["errors"][0]["field"] == "estabelecimento.cnes" and "UF DF" in moved["errors"][0]["message"]
+
+    # Another API: its credential is the same model, listed in "Gerenciar credenciais", never in the download API.
+    request_id = rw.create_complete(client, bruno, pki, api={"codigo": "cns", "versao": "2.0", "adicionar_todas": True})
+    rw.submit(client, bruno, request_id).raise_for_status()
+    approved = client.post(f"/solicitacoes/{request_id}/aprovacao", json={"operacoes": ["/fhir/r4/Patient GET", "/token  POST"]},
+                           headers=daniel)
+    assert approved.status_code == 200, approved.text
+    assert [(o["operacao"], o["metodo"], o["situacao"]) for o in approved.json()["api"]["operacoes"]] == [
+        ("/token", "POST", "aprovada"), ("/fhir/r4/Patient", "GET", "aprovada"), ("/fhir/r4/Patient/{id}", "GET", "reprovada")]
+    listed = client.get("/credenciais", headers=bruno).json()["items"]
+    assert [(c["api"], c["numero"]) for c in listed] == [("cns", approved.json()["credencial"]["numero"])]
+    me = client.get("/me", headers=bruno)
+    assert me.status_code == 200 and [c["number"] for c in me.json()["credentials"]] == ["3805/2024"]
+    assert client.get("/operations", headers=bruno).status_code == 200
+
+    # The CNES lookup.
+    assert problem(client.get("/estabelecimentos", headers=bruno), 422)["errors"][0]["message"].startswith("CNES: informe o CNES ou o CNPJ")
+    assert len(client.get("/estabelecimentos", params={"cnpj": "00394700000108"}, headers=bruno).json()) == 4
+    assert client.get("/estabelecimentos", params={"cnes": "7654321"}, headers=bruno).json() == []

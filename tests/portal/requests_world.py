@@ -85,12 +85,15 @@ def form(**sections) -> dict:
     return data
 
 
-def minimal_pdf(pages: int = 1) -> bytes:
-    """A small well-formed PDF (header, objects, xref table, trailer, startxref, %%EOF)."""
+def minimal_pdf(pages: int = 1, *, padding: int = 0) -> bytes:
+    """A small well-formed PDF (header, objects, xref table, trailer, startxref, %%EOF);
+    ``padding`` adds a stream object of that many bytes (to reach a given size)."""
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
                b"<< /Type /Pages /Kids [" + b" ".join(f"{3 + i} 0 R".encode() for i in range(pages)) + b"] /Count "
                + str(pages).encode() + b" >>"]
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"] * pages
+    if padding:
+        objects.append(f"<< /Length {padding} >>\nstream\n".encode() + b"\x00" * padding + b"\nendstream")
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, 1):
