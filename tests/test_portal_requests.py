@@ -479,7 +479,7 @@ def test_catalogue_and_adding_all_operations(setup):
     assert "/fhir/r4/Patient GET" in apis["cns"]["operacoes"] and "/token POST" in apis["cns"]["operacoes"]
     assert "/contexto-atendimento POST" in apis["ria"]["operacoes"]
     assert apis["vacinacao-d1-csv"]["operacoes"] == ["imunizacao-total-<uf> GET", "imunizacao-total-<uf>-<ibge6> GET"]
-    sp = client.get("/catalogo/apis/vacinacao-d1-csv/operacoes", params={"uf": "sp"}, headers=bruno).json()["operacoes"]
+    sp = client.get("/catalogo/apis/vacinacao-d1-csv/operacoes", params={"uf": "SP"}, headers=bruno).json()["operacoes"]
     from pipelines import reference
 
     municipios_sp = sorted(code for code, m in reference.municipios().items() if m.uf == "SP")
@@ -515,3 +515,39 @@ def test_catalogue_and_adding_all_operations(setup):
     assert problem(client.get("/estabelecimentos", headers=bruno), 422)["errors"][0]["message"].startswith("CNES: informe o CNES ou o CNPJ")
     assert len(client.get("/estabelecimentos", params={"cnpj": "00394700000108"}, headers=bruno).json()) == 4
     assert client.get("/estabelecimentos", params={"cnes": "7654321"}, headers=bruno).json() == []
+
+
+# -- the migration ------------------------------------------------------------------------------------------------------
+
+
+def _round_trip(url: str) -> None:
+    from alembic import command
+
+    from portal_api import crud
+    from portal_api.core.db import Database, upgrade
+    from serving import db as serving_db
+
+    upgrade(url)
+    database = Database(url)
+    with database.session() as session, session.begin():
+        holder = crud.create_user(session, cpf=w.ANA_CPF, name="Ana", email="ana@df.gov.br")
+        crud.create_credential(session, number="1/2026", cnes="0010456", uf="DF", system_name="SI", environment="producao",
+                               holder=holder, operations=[w.DF])
+    config = serving_db.alembic_config("portal_api", url)
+    command.downgrade(config, "0001_portal")
+    assert serving_db.current_revision("portal_api", database.engine) == "0001_portal"
+    assert "api" not in {c["name"] for c in sa.inspect(database.engine).get_columns("credential")}
+    assert "credential_request" not in sa.inspect(database.engine).get_table_names()
+    command.upgrade(config, "head")
+    with database.engine.connect() as conn:  # the credential made before 0002 is a D-1 one without a range
+        assert conn.execute(sa.text("select number, api, ip_range_start from credential")).all() == [("1/2026", "vacinacao-d1-csv", None)]
+    database.dispose()
+
+
+def test_migration_0002_downgrades_and_upgrades_with_data_on_sqlite(tmp_path):
+    _round_trip(f"sqlite:///{tmp_path / 'catalog.db'}")
+
+
+@pytest.mark.postgres
+def test_migration_0002_downgrades_and_upgrades_with_data_on_postgres(postgres_url):
+    _round_trip(postgres_url)

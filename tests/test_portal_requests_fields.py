@@ -205,8 +205,9 @@ OTHER_CASES = [
      "justificativa", "Justificativa", "pelo menos 1"),
     ("lista-paginada", "GET", "/solicitacoes?page=0", None, "page", "Página", "maior ou igual a 1"),
     ("aba", "GET", "/credenciais?aba=todas", None, "aba", "Aba", "deve ser um de"),
-    ("id-da-solicitacao", "GET", "/solicitacoes/abc", None, "solicitacao_id", "Número da solicitação", "número inteiro"),
-    ("operacoes-uf", "GET", "/catalogo/apis/vacinacao-d1-csv/operacoes?uf=XX", None, "uf", "UF", "UF existente"),
+    ("id-da-solicitacao", "GET", "/solicitacoes/2147483648", None, "solicitacao_id", "Número da solicitação", "menor ou igual a"),
+    ("operacoes-uf", "GET", "/catalogo/apis/vacinacao-d1-csv/operacoes?uf=XX", None, "uf", "UF", "deve ser um de"),
+    ("operacoes-sem-uf", "GET", "/catalogo/apis/vacinacao-d1-csv/operacoes", None, "uf", "UF", "informe a UF"),
 ]
 
 

@@ -186,7 +186,10 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):
         # Starlette's and FastAPI's own messages are English ("Not Found"); the API raises
         # ProblemError itself, so these get the Portuguese default for their status.
-        return problem_response(request, ProblemError(exc.status_code, headers=dict(exc.headers or {})))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return problem_response(request, ProblemError(exc.status_code, headers=headers))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -204,6 +207,28 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):
         log.exception("erro inesperado em %s %s", request.method, request.url.path)
         return problem_response(request, ProblemError(500))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path (Starlette's 405 names only the first
+    route's, and a path served by several routes — GET and POST — has more)."""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "path": request.url.path, "method": "", "root_path": ""}
+    methods: set[str] = set()
+
+    def visit(routes) -> None:
+        for route in routes:
+            nested = getattr(route, "effective_candidates", None)  # FastAPI's included routers
+            if callable(nested):
+                visit(nested())
+                continue
+            match, _ = route.matches(scope)
+            if match != Match.NONE and getattr(route, "methods", None):
+                methods.update(route.methods)
+
+    visit(request.app.routes)
+    return ", ".join(sorted(methods))
 
 
 def _ref(name: str) -> dict[str, str]:

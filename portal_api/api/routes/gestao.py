@@ -155,7 +155,7 @@ _DECISION_RESPONSES = problems.responses(
 
 
 @router.post(
-    "/analise/titularidade/{pedido_id}/aprovacao",
+    "/analise/titularidade/{pedido_id:int}/aprovacao",
     response_model=schemas.TitularidadeOut,
     tags=["análise"],
     summary="Aprovar troca de titular",
@@ -172,7 +172,7 @@ def approve_holdership(pedido_id: TransferId, body: schemas.AprovacaoTitularidad
 
 
 @router.post(
-    "/analise/titularidade/{pedido_id}/reprovacao",
+    "/analise/titularidade/{pedido_id:int}/reprovacao",
     response_model=schemas.TitularidadeOut,
     tags=["análise"],
     summary="Reprovar troca de titular",

@@ -16,7 +16,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
+from starlette.convertors import StringConvertor, register_url_convertor
 
+from pipelines import reference
 from portal_api.api import present as portal_present
 from portal_api.api.deps import CurrentPrincipal, SessionDep
 from portal_api.api.routes.listing import PAGE_SIZE_MAX
@@ -25,6 +27,18 @@ from portal_api.solicitacoes import catalog, certificates, present, schemas, ser
 from portal_api.solicitacoes.errors import LabeledRoute, field_problem
 
 router = APIRouter(route_class=LabeledRoute)
+
+
+class CnesConvertor(StringConvertor):
+    """Path segments that are a CNES (7 digits): ``…/estabelecimentos/importacao`` is then
+    never read as a CNES, and an unsupported method on it is a 405."""
+
+    regex = "[0-9]{7}"
+
+
+# Typed path segments (``{id:int}``, ``{cnes:cnes}``) keep the fixed paths beside them
+# (``/solicitacoes/exportacao``, ``/solicitacoes/termos``) from matching as ids.
+register_url_convertor("cnes", CnesConvertor())
 
 
 def get_workflow(request: Request) -> service.WorkflowServices:
@@ -40,6 +54,7 @@ def is_analyst(principal: CurrentPrincipal, session: SessionDep) -> bool:
 
 AnalystFlag = Annotated[bool, Depends(is_analyst)]
 
+UfCode = Literal.__getitem__(tuple(sorted(reference.ufs())))  # type: ignore[misc]
 RequestId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Número da solicitação.")]
 EvidenceId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Número da evidência.")]
 Page = Annotated[int, Query(ge=1, le=100_000, description="Página (a partir de 1).")]
@@ -95,15 +110,13 @@ def list_apis(principal: CurrentPrincipal) -> list[schemas.ApiOut]:
 def list_operations(
     principal: CurrentPrincipal,
     codigo: Annotated[schemas.ApiCode, Path(description="Código da API.")],
-    uf: Annotated[str | None, Query(pattern=r"^[A-Za-z]{2}$", description="UF (obrigatória na API D-1).")] = None,
+    uf: Annotated[UfCode | None, Query(description="UF em maiúsculas (obrigatória na API D-1).")] = None,
 ) -> schemas.OperacoesOut:
     api = catalog.get(codigo)
     if api.by_territory:
-        from pipelines import reference
-
-        if not uf or uf.upper() not in reference.ufs():
-            raise field_problem([{"location": "query", "field": "uf", "message": "informe uma UF existente (a API D-1 tem operações por UF)"}])
-        return schemas.OperacoesOut(codigo=codigo, uf=uf.upper(), operacoes=list(catalog.d1_operations(uf.upper())))
+        if not uf:
+            raise field_problem([{"location": "query", "field": "uf", "message": "informe a UF (a API D-1 tem operações por UF)"}])
+        return schemas.OperacoesOut(codigo=codigo, uf=uf, operacoes=list(catalog.d1_operations(uf)))
     return schemas.OperacoesOut(codigo=codigo, uf=None, operacoes=list(api.operations))
 
 
@@ -228,7 +241,16 @@ def export_requests(principal: CurrentPrincipal, session: SessionDep) -> Respons
         "Cria um rascunho, com as seções que vierem (origem, api, estabelecimento, gestor, sistema; as outras depois, "
         "com PATCH). Cada seção é validada inteira; cada campo recusado vem com o seu nome."
     ),
-    responses=_responses(400, 401, 409, 413, 422, 503, c409="Limite de rascunhos por usuário atingido."),
+    responses={
+        201: {"description": "O rascunho criado.", "links": {
+            name: {"operationId": name, "parameters": {"solicitacao_id": "$response.body#/id"},
+                   "description": "A solicitação criada."}
+            for name in ("get_request", "update_request", "upload_certificate", "add_establishment", "import_establishments",
+                         "submit_request", "upload_evidence", "submit_production", "approve_request", "reject_request",
+                         "approve_production", "reject_production")
+        }},
+        **_responses(400, 401, 409, 413, 422, 503, c409="Limite de rascunhos por usuário atingido."),
+    },
 )
 def create_request(body: schemas.SolicitacaoIn, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep,
                    analyst: AnalystFlag) -> schemas.SolicitacaoOut:
@@ -238,7 +260,7 @@ def create_request(body: schemas.SolicitacaoIn, principal: CurrentPrincipal, ses
 
 
 @router.get(
-    "/solicitacoes/{solicitacao_id}",
+    "/solicitacoes/{solicitacao_id:int}",
     response_model=schemas.SolicitacaoOut,
     tags=["solicitações"],
     summary="Resumo da solicitação",
@@ -256,7 +278,7 @@ def get_request(solicitacao_id: RequestId, principal: CurrentPrincipal, session:
 
 
 @router.patch(
-    "/solicitacoes/{solicitacao_id}",
+    "/solicitacoes/{solicitacao_id:int}",
     response_model=schemas.SolicitacaoOut,
     tags=["solicitações"],
     summary="Preencher seções do rascunho",
@@ -272,7 +294,7 @@ def update_request(solicitacao_id: RequestId, body: schemas.SolicitacaoIn, princ
 
 
 @router.put(
-    "/solicitacoes/{solicitacao_id}/certificado",
+    "/solicitacoes/{solicitacao_id:int}/certificado",
     response_model=schemas.CertificadoOut,
     tags=["solicitações"],
     summary="Enviar o certificado digital",
@@ -302,7 +324,7 @@ def upload_certificate(
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/estabelecimentos",
+    "/solicitacoes/{solicitacao_id:int}/estabelecimentos",
     response_model=schemas.VinculadoOut,
     status_code=201,
     tags=["solicitações"],
@@ -321,7 +343,7 @@ def add_establishment(solicitacao_id: RequestId, body: schemas.EstabelecimentoVi
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/estabelecimentos/importacao",
+    "/solicitacoes/{solicitacao_id:int}/estabelecimentos/importacao",
     response_model=schemas.ImportacaoOut,
     tags=["solicitações"],
     summary="Importar lista de estabelecimentos",
@@ -350,7 +372,7 @@ def import_establishments(
 
 
 @router.delete(
-    "/solicitacoes/{solicitacao_id}/estabelecimentos/{cnes}",
+    "/solicitacoes/{solicitacao_id:int}/estabelecimentos/{cnes:cnes}",
     response_model=schemas.SolicitacaoOut,
     tags=["solicitações"],
     summary="Desvincular um estabelecimento",
@@ -366,7 +388,7 @@ def remove_establishment(solicitacao_id: RequestId, cnes: Annotated[str, Path(pa
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/envio",
+    "/solicitacoes/{solicitacao_id:int}/envio",
     response_model=schemas.SolicitacaoOut,
     tags=["solicitações"],
     summary="Aceitar os termos e enviar para análise",
@@ -389,7 +411,7 @@ def submit_request(solicitacao_id: RequestId, body: schemas.EnvioIn, principal: 
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/evidencias",
+    "/solicitacoes/{solicitacao_id:int}/evidencias",
     response_model=schemas.EvidenciaOut,
     status_code=201,
     tags=["solicitações"],
@@ -413,7 +435,7 @@ def upload_evidence(
 
 
 @router.get(
-    "/solicitacoes/{solicitacao_id}/evidencias/{evidencia_id}/conteudo",
+    "/solicitacoes/{solicitacao_id:int}/evidencias/{evidencia_id:int}/conteudo",
     tags=["solicitações"],
     summary="Baixar uma evidência",
     description="O arquivo da evidência, com o tipo reconhecido pelo conteúdo.",
@@ -435,7 +457,7 @@ def download_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, princ
 
 
 @router.delete(
-    "/solicitacoes/{solicitacao_id}/evidencias/{evidencia_id}",
+    "/solicitacoes/{solicitacao_id:int}/evidencias/{evidencia_id:int}",
     response_model=schemas.SolicitacaoOut,
     tags=["solicitações"],
     summary="Remover uma evidência",
@@ -451,7 +473,7 @@ def remove_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, princip
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/envio-producao",
+    "/solicitacoes/{solicitacao_id:int}/envio-producao",
     response_model=schemas.SolicitacaoOut,
     tags=["solicitações"],
     summary="Enviar para análise de produção",
@@ -488,7 +510,7 @@ def all_requests(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowD
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/aprovacao",
+    "/solicitacoes/{solicitacao_id:int}/aprovacao",
     response_model=schemas.SolicitacaoOut,
     tags=["análise"],
     summary="Aprovar em homologação",
@@ -508,7 +530,7 @@ def approve_request(solicitacao_id: RequestId, body: schemas.AprovacaoIn, princi
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/reprovacao",
+    "/solicitacoes/{solicitacao_id:int}/reprovacao",
     response_model=schemas.SolicitacaoOut,
     tags=["análise"],
     summary="Reprovar na análise",
@@ -524,7 +546,7 @@ def reject_request(solicitacao_id: RequestId, body: schemas.ReprovacaoIn, princi
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/aprovacao-producao",
+    "/solicitacoes/{solicitacao_id:int}/aprovacao-producao",
     response_model=schemas.SolicitacaoOut,
     tags=["análise"],
     summary="Aprovar para produção",
@@ -540,7 +562,7 @@ def approve_production(solicitacao_id: RequestId, body: schemas.DecisaoIn, princ
 
 
 @router.post(
-    "/solicitacoes/{solicitacao_id}/reprovacao-producao",
+    "/solicitacoes/{solicitacao_id:int}/reprovacao-producao",
     response_model=schemas.SolicitacaoOut,
     tags=["análise"],
     summary="Reprovar para produção",

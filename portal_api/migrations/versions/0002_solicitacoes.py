@@ -38,10 +38,9 @@ def _fk(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("credential") as batch:
-        batch.add_column(sa.Column("api", sa.String(64), nullable=False, server_default=D1_CSV_API))
-        batch.add_column(sa.Column("ip_range_start", sa.String(45), nullable=True))
-        batch.add_column(sa.Column("ip_range_end", sa.String(45), nullable=True))
+    op.add_column("credential", sa.Column("api", sa.String(64), nullable=False, server_default=D1_CSV_API))
+    op.add_column("credential", sa.Column("ip_range_start", sa.String(45), nullable=True))
+    op.add_column("credential", sa.Column("ip_range_end", sa.String(45), nullable=True))
 
     t = "portal_user_role"
     op.create_table(
@@ -264,7 +263,7 @@ def downgrade() -> None:
                   "workflow_transition", "request_evidence", "request_certificate", "credential_request_establishment",
                   "credential_request_operation", "credential_request", "portal_user_role"):
         op.drop_table(table)
-    with op.batch_alter_table("credential") as batch:
-        batch.drop_column("ip_range_end")
-        batch.drop_column("ip_range_start")
-        batch.drop_column("api")
+    # Plain DROP COLUMN (SQLite ≥ 3.35 has it): a batch copy would drop ``credential``,
+    # which the foreign keys of its operations and permissions forbid.
+    for column in ("ip_range_end", "ip_range_start", "api"):
+        op.execute(f"ALTER TABLE credential DROP COLUMN {column}")
