@@ -103,6 +103,12 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
             # FastAPI's own 422 models are replaced by ValidationProblem everywhere.
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)
+            # FastAPI describes every success as "Successful Response": say it in Portuguese.
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    for response in operation.get("responses", {}).values():
+                        if response.get("description") == "Successful Response":
+                            response["description"] = f"Sucesso: {operation.get('summary', 'a resposta')}."
             app.openapi_schema = schema
         return app.openapi_schema
 

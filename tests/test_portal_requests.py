@@ -225,14 +225,18 @@ def test_a_request_rejected_in_analysis_and_invalid_transitions(setup):
     world, pki, client = setup
     bruno, daniel = w.bearer(client, world, w.BRUNO_CPF), w.bearer(client, world, rw.DANIEL_CPF)
     request_id = rw.create_complete(client, bruno, pki)
-    # Nothing but "enviar" from a draft, and only by its requester.
-    for path, body, role in (("aprovacao", {}, daniel), ("reprovacao", {"motivo": "x"}, daniel), ("envio-producao", None, bruno),
-                             ("aprovacao-producao", {}, daniel), ("reprovacao-producao", {"motivo": "x"}, daniel)):
-        conflict = problem(client.post(f"/solicitacoes/{request_id}/{path}", json=body, headers=role), 409)
-        assert "'rascunho'" in conflict["detail"] and conflict["situacao_atual"] == "rascunho", conflict
+    # Nothing but "enviar" from a draft: analysts do not even see it yet.
+    conflict = problem(client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno), 409)
+    assert "'rascunho'" in conflict["detail"] and conflict["situacao_atual"] == "rascunho", conflict
+    for path, body in (("aprovacao", {}), ("reprovacao", {"motivo": "x"}), ("aprovacao-producao", {}), ("reprovacao-producao", {"motivo": "x"})):
+        problem(client.post(f"/solicitacoes/{request_id}/{path}", json=body, headers=daniel), 404)
     assert rw.submit(client, bruno, request_id).status_code == 200
     assert problem(rw.submit(client, bruno, request_id), 409)["detail"].startswith(
         f"Não é possível enviar para análise: a solicitação {request_id} está em 'em análise'")
+    for path, body, role in (("envio-producao", None, bruno), ("aprovacao-producao", {}, daniel),
+                             ("reprovacao-producao", {"motivo": "x"}, daniel)):
+        conflict = problem(client.post(f"/solicitacoes/{request_id}/{path}", json=body, headers=role), 409)
+        assert "'em análise'" in conflict["detail"] and conflict["situacao_atual"] == "em_analise", conflict
     missing = problem(client.post(f"/solicitacoes/{request_id}/reprovacao", json={"motivo": "   "}, headers=daniel), 422)
     assert missing["errors"][0]["field"] == "motivo" and missing["errors"][0]["message"].startswith("Motivo da reprovação:")
     rejected = client.post(f"/solicitacoes/{request_id}/reprovacao", json={"motivo": "faixa de IP de outro órgão"}, headers=daniel)
@@ -290,9 +294,12 @@ def test_requests_are_private_and_analysts_cannot_judge_their_own(setup):
     foreign = problem(client.get(f"/solicitacoes/{request_id}", headers=ana), 404)
     assert {k: v for k, v in foreign.items() if k != "instance"} == {k: v for k, v in missing.items() if k != "instance"}
     assert "Bruno" not in client.get("/solicitacoes", headers=ana).text
-    # An analyst sees it, may not edit it, and may not approve a request of their own.
-    assert client.get(f"/solicitacoes/{request_id}", headers=daniel).json()["acoes_disponiveis"] == []
+    # A draft is its author's alone; once sent, an analyst sees it, may judge it, may not edit it.
+    problem(client.get(f"/solicitacoes/{request_id}", headers=daniel), 404)
+    rw.submit(client, bruno, request_id).raise_for_status()
+    assert client.get(f"/solicitacoes/{request_id}", headers=daniel).json()["acoes_disponiveis"] == ["aprovar", "reprovar"]
     problem(client.patch(f"/solicitacoes/{request_id}", json={"origem": "outros"}, headers=daniel), 403)
+    # An analyst may not approve a request of their own.
     problem(client.get("/analise/solicitacoes", headers=bruno), 403)
     own = client.post("/solicitacoes", json=rw.form(), headers=daniel).json()["id"]
     with world.database.session() as session, session.begin():
@@ -320,7 +327,8 @@ def test_listings_tabs_counts_pages_and_the_csv(setup):
     assert {page["items"][0]["id"], second["items"][0]["id"]} == {ids[0], ids[1]}
     assert client.get("/solicitacoes", headers=bruno).json()["items"][0]["id"] == ids[2]  # default tab: em análise
     problem(client.get("/solicitacoes", params={"page_size": 101}, headers=bruno), 422)
-    assert client.get("/analise/solicitacoes", headers=daniel).json()["contagens"] == {"rascunhos": 1, "em_analise": 1, "respostas": 2}
+    # Analysts see every request once sent, never someone's draft.
+    assert client.get("/analise/solicitacoes", headers=daniel).json()["contagens"] == {"rascunhos": 0, "em_analise": 1, "respostas": 2}
 
     credentials = client.get("/credenciais", headers=bruno).json()
     assert credentials["contagens"] == {"homologacao": 1, "em_analise_producao": 0, "producao": 1}  # + his 3805/2024

@@ -136,11 +136,28 @@ def revoke_role(session: Session, user: User, role: str) -> UserRole:
 
 
 def current_request_terms(session: Session) -> TermsVersion:
-    """The current version of the request's terms (version 1 is the default text)."""
+    """The current version of the request's terms (version 1, the default text, is
+    written on first use; two first uses at once both find it)."""
     terms = crud.current_terms(session, REQUEST_TERMS_KEY)
     if terms is None:
-        terms = _insert_terms(session, DEFAULT_REQUEST_TERMS, 1)
+        text = DEFAULT_REQUEST_TERMS.strip()
+        session.execute(
+            _insert(session, TermsVersion)
+            .values(operation=REQUEST_TERMS_KEY, version=1, text=text, text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    published_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["operation", "version"])
+        )
+        terms = crud.current_terms(session, REQUEST_TERMS_KEY)
     return terms
+
+
+def _insert(session: Session, model):
+    """``INSERT`` of the session's dialect (both have ``ON CONFLICT DO NOTHING``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model)
 
 
 def publish_request_terms(session: Session, text: str) -> TermsVersion:
@@ -171,9 +188,10 @@ NOT_FOUND = "Solicitação não encontrada."
 
 
 def visible_request(session: Session, request_id: int, user_id: int, *, analyst: bool) -> CredentialRequest:
-    """The request, for its requester or an analyst; 404 for anyone else (and for none)."""
+    """The request, for its requester, or for an analyst once it was sent (a draft is its
+    author's alone); 404 for anyone else, as for a request that does not exist."""
     row = session.get(CredentialRequest, request_id)
-    if row is None or (row.requester_user_id != user_id and not analyst):
+    if row is None or (row.requester_user_id != user_id and (not analyst or row.status == "rascunho")):
         raise problems.not_found(NOT_FOUND)
     return row
 
@@ -477,8 +495,6 @@ def set_certificate(session: Session, row: CredentialRequest, data: bytes, passw
         checked = certificates.check(data, password, trust)
     except certificates.CertificateRefused as exc:
         raise body_error(exc.field, str(exc)) from None
-    finally:
-        password = None  # noqa: F841 - not kept past this call
     stored = session.scalar(sa.select(RequestCertificate).where(RequestCertificate.request_id == row.id))
     if stored is None:
         stored = RequestCertificate(request_id=row.id)
@@ -588,12 +604,8 @@ def next_credential_number(session: Session, year: int) -> str:
     ]
     floor = max(taken, default=0)
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     session.execute(
-        insert(CredentialNumberSequence).values(year=year, last_number=floor).on_conflict_do_nothing(index_elements=["year"])
+        _insert(session, CredentialNumberSequence).values(year=year, last_number=floor).on_conflict_do_nothing(index_elements=["year"])
     )
     while True:
         session.execute(
@@ -758,7 +770,10 @@ def submit_production(session: Session, row: CredentialRequest, user_id: int) ->
 
 
 def _request_filter(user_id: int | None):
-    return [CredentialRequest.requester_user_id == user_id] if user_id is not None else []
+    """One user's requests; or, for analysts (None), every request that was sent."""
+    if user_id is None:
+        return [CredentialRequest.status != "rascunho"]
+    return [CredentialRequest.requester_user_id == user_id]
 
 
 def request_counts(session: Session, user_id: int | None) -> dict[str, int]:
