@@ -137,10 +137,11 @@ def _alert(payload: dict[str, Any], log) -> None:
             log.error(f"alerta não entregue ao webhook: {exc}")
 
 
-def build_failure_sensor(jobs) -> SensorDefinition:
+def build_failure_sensor() -> SensorDefinition:
+    # Every job of the code location: the two D-1 jobs and the runs the UI launches
+    # by materialising assets directly.
     @run_failure_sensor(
         name="d1_run_failure_sensor",
-        monitored_jobs=list(jobs),
         default_status=DefaultSensorStatus.RUNNING,
         description="Avisa (alertas.jsonl, log, webhook) cada execução do D-1 que falhou, com as verificações que não passaram.",
     )

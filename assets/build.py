@@ -48,7 +48,7 @@ def build(settings=None) -> D1Definitions:
         schedules=[automation.build_schedule(daily_job)],
         sensors=[
             freshness_sensor,
-            automation.build_failure_sensor([daily_job, uf_job]),
+            automation.build_failure_sensor(),
             automation.build_check_failure_sensor(check_keys),
         ],
         blocking_checks=list(d1_checks),

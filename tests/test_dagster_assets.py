@@ -398,3 +398,32 @@ def test_bad_input_fails_at_once_without_retry(tmp_path):
     assert not result.success and s.retries_of(result) == 0
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"nao-existe-{KEY}.ndjson" in failure.event_specific_data.user_failure_data.description
+
+
+# -- the same day on S3 ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # a small day (about 100 files) to and from S3 over HTTP, twice: 10-20 s
+def test_a_day_published_to_s3_is_read_back_by_its_checks(tmp_path, s3_bucket, monkeypatch):
+    import boto3
+
+    from assets.resources import ObjectStore
+
+    endpoint, bucket = s3_bucket
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    home = tmp_path / "home"
+    store = ObjectStore(url=f"s3://{bucket}/vacina")
+    result = s.materialize_keys(home, DAY_ASSETS, KEY, store=store, records=120)
+    checks = s.checks_of(result)
+    assert result.success and len(checks) == 9 and all(passed for passed, _ in checks.values()), checks
+    manifest_url = s.materialized(result)["d1_publication"]["manifesto"]
+    assert manifest_url.startswith(f"s3://{bucket}/vacina/d1/2026/11/20/manifestos/v0001-")
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    files, _ = snapshot(home)
+    victim = next(k for op, _, k, _ in files if op == "imunizacao-total-ba")
+    client.delete_object(Bucket=bucket, Key=f"vacina/{victim}")
+    again = s.materialize_keys(home, AssetSelection.assets(PUBLICATION), KEY, store=store, records=120)
+    assert not again.success
+    failed = s.checks_of(again)["d1_publication/objects_sha256_verified"]
+    assert failed[0] is False and "imunizacao-total-ba" in failed[1]
