@@ -559,3 +559,56 @@ def test_migration_0002_downgrades_and_upgrades_with_data_on_sqlite(tmp_path):
 @pytest.mark.postgres
 def test_migration_0002_downgrades_and_upgrades_with_data_on_postgres(postgres_url):
     _round_trip(postgres_url)
+
+
+@pytest.mark.postgres
+def test_concurrent_approvals_on_postgres_get_distinct_numbers_and_one_decision_each(postgres_url):
+    """Eight analysts' sessions approving at once: eight numbers in sequence, no gap, no
+    repeat; two approving the same request: one wins, the other is an invalid transition."""
+    import threading
+
+    from portal_api import crud
+    from portal_api.core.db import Database, upgrade
+    from portal_api.solicitacoes import schemas, service, workflow
+    from portal_api.solicitacoes.models import CredentialRequest, RequestOperation
+
+    upgrade(postgres_url)
+    database = Database(postgres_url)
+    with database.session() as session, session.begin():
+        requester = crud.create_user(session, cpf=w.BRUNO_CPF, name="Bruno", email="b@sp.gov.br")
+        analyst = crud.create_user(session, cpf=rw.DANIEL_CPF, name="Daniel", email="d@saude.gov.br")
+        ids = []
+        for _ in range(9):
+            row = CredentialRequest(requester_user_id=requester.id, status="em_analise", api_code="vacinacao-d1-csv", api_version="1.0",
+                                    est_cnes=rw.SP_MAIN, est_uf="SP", sistema=rw.sistema())
+            session.add(row)
+            session.flush()
+            session.add(RequestOperation(request_id=row.id, operation=w.SP_STATE, position=0))
+            ids.append(row.id)
+    analyst_id = analyst.id
+    results: dict[str, list] = {"numbers": [], "refused": []}
+    barrier = threading.Barrier(10)
+
+    def approve(request_id: int) -> None:
+        with database.session() as session:
+            row = session.get(CredentialRequest, request_id)
+            barrier.wait()
+            try:
+                credential = service.approve(session, row, analyst_id, schemas.AprovacaoIn())
+                session.commit()
+                results["numbers"].append(credential.number)
+            except workflow.InvalidTransition as exc:
+                session.rollback()
+                results["refused"].append(exc.current)
+
+    threads = [threading.Thread(target=approve, args=(request_id,)) for request_id in [*ids[:8], ids[8], ids[8]]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    year = year_now()
+    assert sorted(int(n.split("/")[0]) for n in results["numbers"]) == list(range(1, 10))
+    assert all(n.endswith(f"/{year}") for n in results["numbers"]) and results["refused"] == ["homologacao"]
+    with database.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(WorkflowTransition)) == 9
+    database.dispose()
