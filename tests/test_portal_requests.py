@@ -612,3 +612,26 @@ def test_concurrent_approvals_on_postgres_get_distinct_numbers_and_one_decision_
     with database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(WorkflowTransition)) == 9
     database.dispose()
+
+
+def test_a_homologacao_instance_serves_homologacao_credentials_within_their_range(tmp_path):
+    """VACINA_D1_SERVED_ENVIRONMENT=homologacao (an instance publishing test data): the
+    credential approved in homologação downloads there, from inside its IP range only; the
+    produção credentials see nothing there."""
+    world, pki = rw.build(tmp_path, served_environment="homologacao")
+    client = rw.client_for(world)
+    try:
+        with client:
+            bruno, daniel = w.bearer(client, world, w.BRUNO_CPF), w.bearer(client, world, rw.DANIEL_CPF)
+            request_id = rw.create_complete(client, bruno, pki)
+            rw.submit(client, bruno, request_id).raise_for_status()
+            client.post(f"/solicitacoes/{request_id}/aprovacao", json={}, headers=daniel).raise_for_status()
+            sp_state = world.file(w.SP_STATE, DAY)
+            w.accept_terms(client, bruno, w.SP_STATE)
+            assert hashlib.sha256(client.get(f"/files/{sp_state.id}/content", headers=bruno).content).hexdigest() == sp_state.sha256
+            problem(client.get(f"/files/{sp_state.id}/content", headers={**bruno, "X-Forwarded-For": "177.10.0.1"}), 403)
+            assert [o["operation"] for o in client.get("/operations", headers=bruno).json()] == [w.SP_STATE]  # not 3805/2024 (produção)
+            problem(client.get(f"/operations/{w.DF}/years", headers=w.bearer(client, world, w.ANA_CPF)), 404)
+    finally:
+        client.app.state.services.database.dispose()
+        world.database.dispose()
