@@ -235,9 +235,36 @@ def test_storage_and_catalog_failures_are_retried_and_bad_input_is_not():
     assert not retryable(ValueError("data inválida"))
 
 
-def test_failed_runs_and_failed_checks_are_reported(tmp_path):
+@pytest.fixture
+def webhook():
+    """A local HTTP endpoint that keeps the JSON bodies POSTed to it."""
+    import http.server
+    import threading
+
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/alertas", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_failed_runs_and_failed_checks_are_reported(tmp_path, monkeypatch, webhook):
     from dagster import build_run_status_sensor_context, build_sensor_context
 
+    url, received = webhook
+    monkeypatch.setenv("VACINA_D1_ALERT_WEBHOOK", url)
     home = tmp_path / "home"
     d1 = s.build()
     check_sensor = next(x for x in d1.sensors if x.name == "d1_check_failure_sensor")
@@ -268,3 +295,4 @@ def test_failed_runs_and_failed_checks_are_reported(tmp_path):
     assert [c["verificação"] for c in run_alert["verificações que falharam"]] == ["rnds_staging/quarantine_share_under_limit"]
     assert check_alert["tipo"] == "verificação falhou"
     assert check_alert["verificação"] == "rnds_staging/quarantine_share_under_limit" and "acima do limite" in check_alert["motivo"]
+    assert received == lines
