@@ -135,9 +135,10 @@ def cmd_publish(args: argparse.Namespace) -> None:
     day = dates.parse_day(args.date)
     if args.uf is not None and not args.uf.strip():
         raise ValueError("--uf vazio: informe a sigla (ex.: SP)")
+    from pipelines.partition import inspect_input
+
     input_path = Path(args.input)
-    if not input_path.exists():
-        raise ValueError(f"arquivo de entrada não encontrado: {input_path}")
+    inspect_input(input_path, day)  # bad input is refused before anything is created
     settings, storage, catalog = _open(args)
     try:
         summary = run_publish(
