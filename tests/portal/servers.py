@@ -18,7 +18,6 @@ from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-LOCATION_FILE = Path(__file__).with_name("dagster_location.py")
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -71,8 +70,7 @@ def start_dagster(tmp: Path, location_name: str = "vacina_d1") -> Server:
         "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
         "telemetry:\n  enabled: false\n"
     )
-    definitions = ROOT / "pipelines" / "definitions.py"
-    target = definitions if definitions.is_file() else LOCATION_FILE
+    target = ROOT / "pipelines" / "definitions.py"
     workspace = tmp / "workspace.yaml"
     workspace.write_text(
         f"load_from:\n  - python_file:\n      relative_path: {target}\n      location_name: {location_name}\n"
