@@ -109,15 +109,18 @@ def cmd_revoke_token(args):
         _emit({"command": "admin revoke-token", "token_id": row.id, "revoked_at": row.revoked_at.isoformat()})
 
 
+def _terms_text(args) -> str:
+    if args.text_file:
+        return Path(args.text_file).read_text(encoding="utf-8")
+    if args.text:
+        return args.text
+    raise ValueError("informe --text-file ou --text")
+
+
 def cmd_publish_terms(args):
     from portal_api import crud
 
-    if args.text_file:
-        text = Path(args.text_file).read_text(encoding="utf-8")
-    elif args.text:
-        text = args.text
-    else:
-        raise ValueError("informe --text-file ou --text")
+    text = _terms_text(args)
     database = _database(_settings())
     with database.session() as session, session.begin():
         terms = crud.publish_terms(session, args.operation, text)
@@ -162,12 +165,7 @@ def cmd_revoke_role(args):
 def cmd_publish_request_terms(args):
     from portal_api.solicitacoes import service
 
-    if args.text_file:
-        text = Path(args.text_file).read_text(encoding="utf-8")
-    elif args.text:
-        text = args.text
-    else:
-        raise ValueError("informe --text-file ou --text")
+    text = _terms_text(args)
     database = _database(_settings())
     with database.session() as session, session.begin():
         terms = service.publish_request_terms(session, text)

@@ -64,6 +64,39 @@ def alembic_config(package: str, url: str) -> Config:
     return config
 
 
+def run_migrations(context, default_version_table: str) -> None:
+    """The body of every package's ``migrations/env.py``: its own version table,
+    batch mode on SQLite (ALTER TABLE there is limited), online or offline."""
+    config = context.config
+    version_table = config.attributes.get("version_table", default_version_table)
+    if context.is_offline_mode():
+        context.configure(url=config.get_main_option("sqlalchemy.url"), version_table=version_table, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def run(connection) -> None:
+        context.configure(
+            connection=connection,
+            target_metadata=None,
+            version_table=version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    try:
+        with engine.connect() as connection:
+            run(connection)
+    finally:
+        engine.dispose()
+
+
 def upgrade(package: str, url: str, revision: str = "head") -> None:
     """Bring a package's tables to ``revision`` (idempotent)."""
     command.upgrade(alembic_config(package, url), revision)

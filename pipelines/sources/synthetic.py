@@ -84,15 +84,8 @@ INVALID_KINDS: Final[tuple[str, ...]] = (
 )
 # The required fields a corruption may empty (co_documento and dt_entrada_rnds
 # stay: the day's order and the day itself are not the point of these records).
-EMPTIED_FIELDS: Final[tuple[str, ...]] = (
-    "co_paciente",
-    "co_cnes_estabelecimento",
-    "co_municipio_estabelecimento",
-    "sg_uf_estabelecimento",
-    "co_vacina",
-    "dt_vacina",
-    "co_dose_vacina",
-    "st_documento",
+EMPTIED_FIELDS: Final[tuple[str, ...]] = tuple(
+    name for name in contract.REQUIRED_COLUMNS if name not in ("co_documento", "dt_entrada_rnds")
 )
 # The public files' defects: each record carrying one must come out repaired.
 DEFECT_KINDS: Final[tuple[str, ...]] = (
