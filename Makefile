@@ -23,8 +23,14 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The benchmarks at their smaller sizes (bench/README.md has the figures and the full commands).
 bench: setup
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python bench/generate.py --records 1000000
+	$(BIN)/python bench/partition.py --records 1000000
+	$(BIN)/python bench/dagster_overhead.py --records 100000
+	$(BIN)/python bench/import_pni.py
+	$(BIN)/python bench/bench_fhir.py --records 50000
+	$(BIN)/python bench/bench_portal.py
 
 # Refreshes the pinned versions the setup installs (commit the result).
 lock:
