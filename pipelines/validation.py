@@ -34,7 +34,9 @@ PATIENT_ID_COLUMNS = (CNS_COLUMN, CPF_COLUMN)
 # added to validation's own, so the quarantine says what really went wrong.
 SOURCE_REASONS_COLUMN = "motivos_fonte"
 
-_CONTROL_CHARS = r"[\x00-\x1f\x7f]+"
+# C0 controls, DEL and the C1 controls (U+0080-U+009F: what Windows-1252 punctuation
+# becomes when a file is decoded as Latin-1) never reach a published file.
+_CONTROL_CHARS = r"[\x00-\x1f\x7f-\x9f]+"
 _FLOAT_DEFECT = r"^(-?\d+)\.0+$"
 _OLDEST_PLAUSIBLE = dt.date(1900, 1, 1)
 
@@ -169,6 +171,8 @@ def _needs_work(series: pl.Series, name: str) -> np.ndarray | None:
         odd = (data < 0x20) | (data >= 0x7F) | ((data >= 0x41) & (data <= 0x5A))
     else:
         odd = (data < 0x20) | (data == 0x7F)
+        # A C1 control: its UTF-8 form is 0xC2 then 0x80-0x9F.
+        odd[:-1] |= (data[:-1] == 0xC2) & (data[1:] >= 0x80) & (data[1:] <= 0x9F)
     work = ~filled | _values_with(odd, ends)
     # Whitespace strip_chars would remove: a space, or a Unicode space (U+0085,
     # U+00A0, U+1680, U+2000-U+205F, U+3000), known by its UTF-8 lead and end bytes.

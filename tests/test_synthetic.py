@@ -433,7 +433,7 @@ def test_generate_bad_arguments_give_one_line_and_fail(tmp_path, args):
 # tests hold it to the full expressions, on synthetic days and on adversarial text.)
 
 _TRICKY = [" ", "\t", "\r\n", "\x7f", "\x00", "\xa0", "\u0085", "\u1680", "\u2003", "\u202f", "\u205f", "\u3000",
-           "a", "Z", "é", "à", "É", "Ú", "ç", "0", "7", ".", "-", "/", "ª"]  # fmt: skip
+           "\x80", "\x96", "\x9f", "a", "Z", "é", "à", "É", "Ú", "ç", "0", "7", ".", "-", "/", "ª", "º"]  # fmt: skip
 
 
 def test_fast_normalisation_equals_the_full_one_on_a_damaged_day():

@@ -134,3 +134,14 @@ def test_read_always_equals_valid_plus_quarantined(values):
     result = validate(frame, today=TODAY)
     assert result.valid.height + result.quarantine.height == len(values)
     assert result.valid.schema == pl.Schema(contract.SCHEMA)
+
+
+def test_control_characters_never_reach_the_output(sample):
+    # "\x96" is what Windows-1252's en dash becomes when a file is decoded as Latin-1.
+    dirty = sample.head(1).with_columns(
+        pl.lit("UBS\x96CENTRO\r\nNORTE\x00").alias("no_fantasia_estalecimento"),
+        pl.lit("1ª Dose").alias("ds_dose_vacina"),
+    )
+    row = validate(dirty, today=TODAY).valid.row(0, named=True)
+    assert row["no_fantasia_estalecimento"] == "UBS CENTRO NORTE"
+    assert row["ds_dose_vacina"] == "1ª Dose"
