@@ -15,7 +15,6 @@ code.
 from __future__ import annotations
 
 import gzip
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pyarrow.parquet as pq
 from pipelines import contract, csv_format, reference
 from pipelines.extract import read_counts
 from pipelines.flow import DayWork, FlowError, load_publication, load_staged
+from serving.storage import sha256_file
 
 # How many problems a check lists (the total is always given).
 SAMPLE = 10
@@ -51,14 +51,6 @@ def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET threads = 2")
     return con
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _lit(text: object) -> str:
@@ -272,7 +264,7 @@ def placement_reconciles(work: DayWork) -> CheckOutcome:
     problems = []
     if counts is None:
         return _fail(f"falta o Parquet de preparação {work.staging}")
-    if _sha256(work.staging) != result.input_sha256:
+    if sha256_file(work.staging) != result.input_sha256:
         problems.append("o Parquet de preparação mudou depois que os arquivos foram preparados")
     if result.records != counts.valid:
         problems.append(f"o particionador leu {result.records} registros, o dia tem {counts.valid} válidos")
@@ -312,7 +304,7 @@ def staged_files_intact(work: DayWork) -> CheckOutcome:
         bytes_read += size
         if size != f.bytes_stored:
             problems.append(f"{f.file_name}: {size} bytes, o particionador gravou {f.bytes_stored}")
-        elif _sha256(f.path) != f.sha256_stored:
+        elif sha256_file(f.path) != f.sha256_stored:
             problems.append(f"{f.file_name}: SHA-256 diferente do gravado pelo particionador")
     known = {f.file_name for f in files}
     problems += [f"{p.name}: arquivo que o particionador não gravou" for p in sorted(work.files_dir.iterdir()) if p.name not in known]
@@ -471,7 +463,7 @@ def manifest_reconciles(work: DayWork, storage) -> CheckOutcome:
     problems = []
     if not work.staging.is_file():
         return _fail(f"falta o Parquet de preparação {work.staging}")
-    if _sha256(work.staging) != publication.input_sha256:
+    if sha256_file(work.staging) != publication.input_sha256:
         problems.append("o Parquet de preparação mudou depois da publicação: publique o dia de novo")
     source = manifest["source_counts"]
     if source["read"] != source["valid"] + source["quarantined"]:

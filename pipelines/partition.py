@@ -61,6 +61,7 @@ import pyarrow.parquet as pq
 
 from pipelines import contract, csv_format, reference
 from pipelines.extract import ExtractCounts, read_counts
+from serving.storage import sha256_file
 
 SCOPE_UF = "uf"
 SCOPE_MUNICIPIO = "municipio"
@@ -215,14 +216,6 @@ def inspect_input(path: str | os.PathLike, day: dt.date | None = None) -> Extrac
                     f"{path} tem registros de entrada entre {first} e {last}, não só de {day.isoformat()}"
                 )
     return counts
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- routing ------------------------------------------------------------------------------
@@ -606,7 +599,7 @@ def partition_day(
     if staging.exists() and any(staging.iterdir()):
         raise PartitionInputError(f"o diretório de preparação não está vazio: {staging}")
     staging.mkdir(parents=True, exist_ok=True)
-    input_sha256 = file_sha256(input_path)
+    input_sha256 = sha256_file(input_path)
 
     routing = _Routing(uf)
     all_targets = targets()

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from serving import db
 from serving.catalog import Catalog
 from serving.settings import ServingSettings
-from serving.storage import Storage, StorageError, open_storage
+from serving.storage import Storage, StorageError, open_storage, sha256_file
 
 
 class ServingFailure(OSError):
@@ -70,7 +70,7 @@ def run_publish(
     """Partition a canonical staging file and publish it; the summary the CLI prints.
     Reusable by the orchestrator (the Dagster assets call the same function)."""
     from pipelines import contract
-    from pipelines.partition import file_sha256, inspect_input, partition_day
+    from pipelines.partition import inspect_input, partition_day
     from pipelines.validation import REASON_LABELS
     from serving.publish import SCOPE_ALL, PublishError, Publisher, staged_day_from
 
@@ -80,7 +80,7 @@ def run_publish(
     scope = uf.strip().upper() if uf else SCOPE_ALL
     summary: dict[str, Any] = {"command": "publish", "date": day.isoformat(), "scope": scope}
     try:
-        if catalog.already_published(day, file_sha256(input_path), contract.LAYOUT_VERSION, None if uf is None else scope):
+        if catalog.already_published(day, sha256_file(input_path), contract.LAYOUT_VERSION, None if uf is None else scope):
             current = [r for r in catalog.current_files_of_day(day) if uf is None or r.uf == scope]
             latest = catalog.latest_publication(day)
             summary.update(
