@@ -399,7 +399,7 @@ def test_every_error_is_a_problem_document_in_portuguese(world, client):
             yield b"1" * 1000
 
     assert problem(client.post("/token", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}), 413)
-    invalid = problem(client.get(f"/files/abc", headers=headers), 422)
+    invalid = problem(client.get("/files/abc", headers=headers), 422)
     assert invalid["errors"] == [{"location": "path", "field": "file_id", "message": "deve ser um número inteiro"}]
     body = problem(client.post(f"/operations/{w.DF}/terms/acceptances", content=b"{", headers={**headers, "Content-Type": "application/json"}), 422)
     assert body["errors"][0]["message"] == "JSON inválido"
