@@ -7,11 +7,13 @@ PYTEST_ARGS ?=
 
 .PHONY: setup run test bench lock clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vacina-d1 precisa de Python 3.11 ou mais novo"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	# The municipalities' client (its own distribution, see client/pyproject.toml), for `vacina-d1 sync` and its tests.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e './client[duckdb,postgresql]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -184,6 +184,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sync"]:  # the municipalities' client (client/), its own distribution
+        from vacina_d1_client.cli import main as sync_main
+
+        return sync_main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
