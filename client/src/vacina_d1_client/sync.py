@@ -27,7 +27,6 @@ from vacina_d1_client.errors import SyncError, TermsNotAccepted, TransferFailed
 from vacina_d1_client.portal import Portal, RemoteFile
 from vacina_d1_client.state import State, atomic_write_bytes
 
-CHUNK = 256 * 1024
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
@@ -133,7 +132,7 @@ def fetch(portal: Portal, state: State, remote: RemoteFile, progress: Progress) 
                     else:
                         raise _Restart(f"HTTP {response.status_code} {response.headers.get('content-range', '')}".strip())
                     with open(part, mode) as out:
-                        for chunk in response.iter_raw(CHUNK):
+                        for chunk in response.iter_raw():  # as it arrives: a drop loses nothing received
                             out.write(chunk)
                             digest.update(chunk)
                             progress.advance(len(chunk))
