@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class Fault:
 
 
 class FaultyPortalProxy:
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, tls: ssl.SSLContext | None = None):
         parsed = urlparse(upstream)
         self.upstream = (parsed.hostname, parsed.port)
         self.faults: list[Fault] = []
@@ -52,6 +53,11 @@ class FaultyPortalProxy:
                 pass
 
             def _handle(self):
+                if self.path.startswith("http://"):  # absolute form: used as a forward proxy (HTTP_PROXY)
+                    parts = urlparse(self.path)
+                    self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+                    with proxy.lock:
+                        proxy.forwarded += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with proxy.lock:
@@ -100,7 +106,11 @@ class FaultyPortalProxy:
 
             do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _handle
 
+        self.forwarded = 0  # requests received in absolute form, as a forward proxy
+        self.tls = tls is not None
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -120,7 +130,7 @@ class FaultyPortalProxy:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{'localhost' if self.tls else host}:{port}"
 
     def __enter__(self) -> "FaultyPortalProxy":
         self.thread.start()

@@ -152,7 +152,7 @@ def sync(args: argparse.Namespace) -> int:
         base_seconds=float(os.environ.get("VACINA_D1_BACKOFF_SECONDS", "1")),
     )
     terminal = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
-    portal = portal_module.Portal(settings.url, settings.cpf, settings.token, ca_bundle=settings.ca_bundle or args.ca_bundle, retry=retry, log=_log)
+    portal = portal_module.Portal(settings.url, settings.cpf, settings.token, ca_bundle=args.ca_bundle or settings.ca_bundle, retry=retry, log=_log)
     summary: dict = {"command": "sync", "operations": operations, "since": since.isoformat(), "dest": str(dest)}
     try:
         portal.authenticate()
