@@ -74,7 +74,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vacina-d1-bench-sync-"))
     try:
         started = time.perf_counter()
-        world = sw.build(tmp, rows_per_day=2)
+        world = sw.build(tmp, days=[])
         first = dt.date(2026, 10, 1)
         days = [first + dt.timedelta(days=k) for k in range(args.days)]
         for day in days:
@@ -127,6 +127,16 @@ def main() -> None:
             s, p, code, stdout = timed([*base, "--into", str(tmp / "mes.duckdb")], sync_env)
             assert code == 0, stdout
             rows.append(("vacina-d1 sync --into DuckDB (mês já baixado)", s, p, 0))
+            # The floor for --into: DuckDB appending the same files to one table, nothing applied.
+            files = sorted(str(f) for f in (dest / sw.SP_CITY).glob("*.csv.gz"))
+            script = (
+                "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+                "con.execute(\"CREATE TABLE linhas AS SELECT * FROM read_csv(?, header=true, delim=';', all_varchar=true)\", "
+                "[sys.argv[2:]]); print(con.execute('select count(*) from linhas').fetchone()[0])"
+            )
+            s, p, code, stdout = timed([sys.executable, "-c", script, str(tmp / "piso.duckdb"), *files], env)
+            assert code == 0 and int(stdout) == args.days * args.rows, stdout
+            rows.append(("piso do --into: DuckDB lê o mês numa tabela (sem aplicar nada)", s, p, 0))
         finally:
             server.stop()
             world.world.database.dispose()

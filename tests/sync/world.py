@@ -122,7 +122,9 @@ def day_rows(day: dt.date, n: int, ibge6: str = "355030") -> list[dict[str, str]
     return [record(f"{ibge6}-{day:%Y%m%d}-{k:05d}", day, ibge6) for k in range(n)]
 
 
-def build(tmp: Path, *, storage: str | None = None, rows_per_day: int = 30, big_day_rows: int = 0) -> SyncWorld:
+def build(
+    tmp: Path, *, storage: str | None = None, rows_per_day: int = 30, big_day_rows: int = 0, days: list[dt.date] = DAYS
+) -> SyncWorld:
     home = tmp / "home"
     settings = PortalSettings(
         home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}", storage_url=storage or str(home / "storage"),
@@ -131,8 +133,8 @@ def build(tmp: Path, *, storage: str | None = None, rows_per_day: int = 30, big_
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
     sw = SyncWorld(w.World(settings, database, open_storage(settings.resolved_storage_url)))
-    for index, day in enumerate(DAYS):
-        city = day_rows(day, big_day_rows if (big_day_rows and index == len(DAYS) - 1) else rows_per_day)
+    for index, day in enumerate(days):
+        city = day_rows(day, big_day_rows if (big_day_rows and index == len(days) - 1) else rows_per_day)
         campinas = day_rows(day, rows_per_day // 2, "350950")
         sw.publish(day, {SP_CITY: city, CAMPINAS: campinas, SP_STATE: city + campinas})
     with database.session() as session, session.begin():
