@@ -130,7 +130,7 @@ def main() -> None:
             # The floor for --into: DuckDB appending the same files to one table, nothing applied.
             files = sorted(str(f) for f in (dest / sw.SP_CITY).glob("*.csv.gz"))
             script = (
-                "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+                "import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute('SET enable_progress_bar = false'); "
                 "con.execute(\"CREATE TABLE linhas AS SELECT * FROM read_csv(?, header=true, delim=';', all_varchar=true)\", "
                 "[sys.argv[2:]]); print(con.execute('select count(*) from linhas').fetchone()[0])"
             )

@@ -221,16 +221,25 @@ def test_a_path_with_spaces_and_accents(portal, tmp_path):
 def test_the_s3_store_presigned_redirect_is_followed(tmp_path, s3_bucket, monkeypatch):
     endpoint, bucket = s3_bucket
     monkeypatch.setenv("VACINA_D1_S3_ENDPOINT_URL", endpoint)
-    world = sw.build(tmp_path, storage=f"s3://{bucket}/publicados")
-    server = sw.serve(tmp_path, world, {"VACINA_D1_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "teste",
+    world = sw.build(tmp_path, storage=f"s3://{bucket}/publicados", big_day_rows=4000)
+    # The presigned URLs the portal hands out point at a misbehaving proxy in front of S3.
+    storage_proxy = FaultyPortalProxy(endpoint).__enter__()
+    server = sw.serve(tmp_path, world, {"VACINA_D1_S3_ENDPOINT_URL": storage_proxy.url, "AWS_ACCESS_KEY_ID": "teste",
                                         "AWS_SECRET_ACCESS_KEY": "teste", "AWS_DEFAULT_REGION": "us-east-1"})
     try:
         with FaultyPortalProxy(server.url) as proxy:
             dest = tmp_path / "dados"
+            big_day = sw.DAYS[-1]
+            big = world.gz[(sw.SP_CITY, big_day)]
+            storage_proxy.add(Fault(rf"{sw.SP_CITY}_{big_day}\.csv\.gz", "drop", times=1, drop_after=len(big) // 2))
             done = sw.sync(proxy.url, dest, *ALL, *SINCE, "--accept-terms", sw=world)
             assert done.code == 0, done.stderr
             assert {g.status for g in _downloads(proxy)} == {307}
             _assert_folder_matches(world, dest, [sw.SP_STATE, sw.SP_CITY, sw.CAMPINAS])
+            # The cut S3 transfer resumed through a fresh redirect, asking the storage for the rest only.
+            from_storage = [(s.range, s.status) for s in storage_proxy.seen if f"{sw.SP_CITY}_{big_day}" in s.path]
+            assert from_storage == [(None, 200), (f"bytes={len(big) // 2}-", 206)]
+            assert storage_proxy.seen and not any(s.authorization for s in storage_proxy.seen if "X-Amz-Signature" in s.path)
 
             proxy.clear()
             again = sw.sync(proxy.url, dest, *ALL, *SINCE, sw=world)
@@ -243,6 +252,7 @@ def test_the_s3_store_presigned_redirect_is_followed(tmp_path, s3_bucket, monkey
             _assert_folder_matches(world, dest, [sw.SP_CITY])
     finally:
         server.stop()
+        storage_proxy.__exit__(None, None, None)
         world.world.database.dispose()
 
 

@@ -26,6 +26,7 @@ class Seen:
     range: str | None
     status: int
     sent: int  # body bytes sent
+    authorization: bool = False  # the request carried an Authorization header
 
 
 @dataclass
@@ -116,7 +117,8 @@ class FaultyPortalProxy:
 
     def _record(self, started: float, handler: BaseHTTPRequestHandler, status: int, sent: int) -> None:
         with self.lock:
-            self.seen.append(Seen(started, handler.command, handler.path, handler.headers.get("Range"), status, sent))
+            self.seen.append(Seen(started, handler.command, handler.path, handler.headers.get("Range"), status, sent,
+                                 "Authorization" in handler.headers))
 
     def add(self, fault: Fault) -> None:
         with self.lock:

@@ -275,6 +275,7 @@ class DuckDBTarget(Target):
             self.con = duckdb.connect(str(path))
         except duckdb.IOException as exc:
             raise UsageError(f"não foi possível abrir {path}: {exc} (está aberto em outro programa?)") from None
+        self.con.execute("SET enable_progress_bar = false")  # stdout carries only the final JSON line
         self.description = str(path)
 
     def execute(self, sql, params=()):

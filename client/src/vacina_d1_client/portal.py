@@ -244,6 +244,15 @@ class Portal:
                     "GET", httpx.URL(self.url).join(location), headers={"Range": ranged["Range"]} if offset else {}
                 )
                 response = self.http.send(request, stream=True)
+                if response.status_code >= 400 and response.status_code not in (416, *RETRY_STATUSES):
+                    # The storage refused the presigned URL (expired on a skewed clock, say):
+                    # a new request to the portal makes a new one.
+                    detail = f"armazenamento respondeu HTTP {response.status_code}"
+                    response.close()
+                    if last:
+                        raise TransferFailed(f"{remote.name}: {detail} em todas as {self.retry.attempts} tentativas")
+                    self._wait(attempt, f"{remote.name}: {detail}")
+                    continue
             if response.status_code in RETRY_STATUSES:
                 retry_after = response.headers.get("retry-after")
                 detail = f"HTTP {response.status_code}"
