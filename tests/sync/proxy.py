@@ -36,6 +36,7 @@ class Fault:
     times: int = 1
     drop_after: int = 0
     retry_after: int = 2
+    method: str = "GET"  # the fault hits only this method (the portal HEADs S3 objects first)
 
 
 class FaultyPortalProxy:
@@ -62,7 +63,7 @@ class FaultyPortalProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with proxy.lock:
-                    fault = next((f for f in proxy.faults if f.times > 0 and re.search(f.pattern, self.path)), None)
+                    fault = next((f for f in proxy.faults if f.times > 0 and f.method == self.command and re.search(f.pattern, self.path)), None)
                     if fault:
                         fault.times -= 1
                 started = time.monotonic()
@@ -86,7 +87,8 @@ class FaultyPortalProxy:
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                length = response.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+                self.send_header("Content-Length", length or "0")
                 if fault and fault.kind == "drop":
                     self.send_header("Connection", "close")
                 self.end_headers()
