@@ -272,3 +272,16 @@ def test_state_is_written_atomically_and_describes_the_folder(portal, tmp_path):
     again = sw.sync(proxy.url, dest, "--operation", sw.CAMPINAS, *SINCE, sw=world)
     assert again.summary["downloaded"] == 1 and again.summary["unchanged"] == 3
     assert dt.date.fromisoformat(again.summary["since"]) == dt.date(2026, 11, 1)
+
+
+def test_one_sync_per_folder_at_a_time(portal, tmp_path):
+    world, server, proxy = portal
+    dest = tmp_path / "dados"
+    from vacina_d1_client.state import FolderLock
+
+    with FolderLock(dest):  # a run already going (here: this process)
+        busy = sw.sync(proxy.url, dest, "--operation", sw.CAMPINAS, *SINCE, "--accept-terms", sw=world)
+    assert busy.code == 1 and "outra execução" in busy.stderr and busy.summary["kind"] == "FolderBusy"
+    assert not _downloads(proxy)
+    done = sw.sync(proxy.url, dest, "--operation", sw.CAMPINAS, *SINCE, "--accept-terms", sw=world)
+    assert done.code == 0, done.stderr

@@ -154,6 +154,16 @@ def sync(args: argparse.Namespace) -> int:
     terminal = sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
     portal = portal_module.Portal(settings.url, settings.cpf, settings.token, ca_bundle=args.ca_bundle or settings.ca_bundle, retry=retry, log=_log)
     summary: dict = {"command": "sync", "operations": operations, "since": since.isoformat(), "dest": str(dest)}
+    from vacina_d1_client.state import FolderLock
+
+    lock = FolderLock(dest)
+    try:
+        lock.__enter__()
+    except BaseException:
+        portal.close()
+        if target is not None:
+            target.close()
+        raise
     try:
         portal.authenticate()
         progress = sync_module.Progress(terminal, _log)
@@ -172,6 +182,7 @@ def sync(args: argparse.Namespace) -> int:
                         f"{applied.updated} atualizados, {applied.removed} removidos ({applied.current} registros atuais)"
                     )
     finally:
+        lock.__exit__(None, None, None)
         portal.close()
         if target is not None:
             target.close()

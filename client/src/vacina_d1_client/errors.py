@@ -35,3 +35,9 @@ class OutOfScope(SyncError):
 
 class TransferFailed(Exception):
     """One file could not be fetched after every retry: the run is partial (exit 1)."""
+
+
+class FolderBusy(SyncError):
+    """Another sync holds the folder (a scheduled run overlapping a manual one): try later."""
+
+    exit_code = EXIT_PARTIAL

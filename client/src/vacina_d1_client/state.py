@@ -76,3 +76,43 @@ class State:
     def save(self) -> None:
         payload = {"versao_formato": FORMAT_VERSION, "arquivos": dict(sorted(self.files.items()))}
         atomic_write_bytes(self.path, json.dumps(payload, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+class FolderLock:
+    """One sync per folder at a time: an OS lock on ``.vacina-d1/trava`` (released by
+    the OS if the process dies, so a crash leaves no stale lock)."""
+
+    def __init__(self, dest: Path):
+        self.path = dest / STATE_DIR / "trava"
+        self.handle = None
+
+    def __enter__(self) -> "FolderLock":
+        from vacina_d1_client.errors import FolderBusy
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+b")
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                self.handle.seek(0)
+                msvcrt.locking(self.handle.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            raise FolderBusy(f"outra execução do vacina-d1 sync está usando {self.path.parent.parent}; tente mais tarde") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if os.name == "nt":
+            import msvcrt
+
+            self.handle.seek(0)
+            try:
+                msvcrt.locking(self.handle.fileno(), msvcrt.LK_UNLCK, 1)
+            except OSError:
+                pass
+        self.handle.close()  # closing releases flock
