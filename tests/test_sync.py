@@ -201,6 +201,12 @@ def test_usage_errors_exit_2_with_one_pt_br_line(tmp_path):
     assert bad.code == 2 and "operação inválida" in bad.stderr
     none = sw.sync("http://127.0.0.1:9", tmp_path / "d", token="x", cpf="1")
     assert none.code == 2 and "--operation" in none.stderr
+    # The portal unreachable: retried, then exit 1 (try again later) with the JSON line.
+    from tests.conftest import free_port
+
+    down = sw.sync(f"http://127.0.0.1:{free_port()}", tmp_path / "d", "--operation", sw.SP_CITY, "--retries", "3", token="x", cpf="1")
+    assert down.code == 1 and down.summary["status"] == "parcial" and "falha de rede" in down.stderr
+    assert down.stderr.count("nova tentativa") == 2
 
 
 def test_a_path_with_spaces_and_accents(portal, tmp_path):
