@@ -24,9 +24,16 @@ ALL = ["--operation", sw.SP_STATE, "--operation", sw.SP_CITY, "--operation", sw.
 SINCE = ["--since", "2026-11-01"]
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    world = sw.build(tmp_path_factory.mktemp("modelo"), big_day_rows=6000)
+    yield world
+    world.world.database.dispose()
+
+
 @pytest.fixture
-def portal(tmp_path):
-    world = sw.build(tmp_path, big_day_rows=6000)
+def portal(tmp_path, template):
+    world = sw.clone(template, tmp_path)
     server = sw.serve(tmp_path, world)
     with FaultyPortalProxy(server.url) as proxy:
         yield world, server, proxy

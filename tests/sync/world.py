@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -151,6 +152,21 @@ def build(
             sw.world.personal_tokens[cpf] = plain
             sw.world.personal_token_ids[cpf] = row.id
     return sw
+
+
+def clone(template: SyncWorld, tmp: Path) -> SyncWorld:
+    """A private copy of a built (local-store) world: its home copied, so each test
+    mutates its own catalog and store without paying for the build again."""
+    home = tmp / "home"
+    shutil.copytree(template.world.settings.home, home)
+    settings = template.world.settings.model_copy(
+        update={"home": home, "catalog_url": f"sqlite:///{home / 'catalog.db'}", "storage_url": str(home / "storage")}
+    )
+    database = Database(settings.resolved_catalog_url)
+    world = w.World(settings, database, open_storage(settings.resolved_storage_url))
+    world.personal_tokens = dict(template.world.personal_tokens)
+    world.personal_token_ids = dict(template.world.personal_token_ids)
+    return SyncWorld(world, dict(template.rows), dict(template.gz), dict(template.ids))
 
 
 def serve(tmp: Path, sw: SyncWorld, extra_env: dict[str, str] | None = None):
