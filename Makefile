@@ -18,7 +18,8 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/vacina-d1 run --date yesterday
-	$(BIN)/vacina-d1 serve
+	$(BIN)/vacina-d1 admin seed-demo
+	$(BIN)/vacina-d1 serve --dev-login
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
