@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, InvalidRequestError, OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _AuthorizationCodeGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -135,6 +135,19 @@ class _Payload(OAuth2Payload):
         return {k: [v] for k, v in self._values.items()}
 
 
+class StrictCodeChallenge(CodeChallenge):
+    """PKCE for every client, confidential ones too, and only S256 (Authlib's default
+    asks it of public clients only)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if not data.get("code_challenge") or data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+
 class StarletteOAuth2Request(OAuth2Request):
     """Authlib's request from a Starlette request whose form was already read."""
 
@@ -239,8 +252,7 @@ class DevIssuer:
                 return {"alg": "RS256", "kid": issuer.key.kid}
 
             def get_client_claims(self, client):
-                now = int(time.time())
-                return {"iss": issuer.issuer, "aud": [client.get_client_id()], "iat": now, "exp": now + 600}
+                return issuer.id_token_claims(client)
 
             def generate_user_info(self, user, scope):
                 # gov.br's Login Único: the CPF is the subject.
@@ -261,9 +273,13 @@ class DevIssuer:
 
         server = Server()
         server.register_token_generator("default", BearerTokenGenerator(lambda *a, **k: secrets.token_urlsafe(32)))
-        server.register_grant(CodeGrant, [CodeChallenge(required=True), OpenIDCode(require_nonce=True)])
+        server.register_grant(CodeGrant, [StrictCodeChallenge(required=True), OpenIDCode(require_nonce=True)])
         server.register_endpoint(EndSession)
         return server
+
+    def id_token_claims(self, client: Client) -> dict[str, Any]:
+        now = int(time.time())
+        return {"iss": self.issuer, "aud": [client.get_client_id()], "iat": now, "exp": now + 600}
 
     def _expire_codes(self) -> None:
         for code in [c for c, v in self.codes.items() if v.is_expired()]:
