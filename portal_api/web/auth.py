@@ -20,12 +20,18 @@ or ``OptionalWebUser``.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Annotated
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth
+
+import authlib.deprecate  # noqa: E402,F401 - it installs an "always" filter; ours must come after
+
+# Authlib 1.9 suggests the "httpx2" fork; the project stays on httpx (pinned, used everywhere).
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+from authlib.integrations.base_client import OAuthError  # noqa: E402
+from authlib.integrations.starlette_client import OAuth  # noqa: E402
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
