@@ -462,7 +462,8 @@ async def save_servicos(session, row, form, ws):
         outcome.context.update({"api": api, "operacoes": list(catalog.operations(api, row.est_uf)), "escolhidas": set(chosen)})
         fields = {}
         for path, message in outcome.refusal.fields.items():
-            fields["api.operacoes" if path.startswith("api.") else path] = message
+            # The API names its flag; the page has the button.
+            fields["api.operacoes" if path.startswith("api.") else path] = message.replace("use adicionar_todas", "use Adicionar todos")
         outcome.refusal.fields = fields
     return outcome
 
