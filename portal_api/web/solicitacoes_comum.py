@@ -107,20 +107,11 @@ def transfer_state_label(code: str) -> str:
     return workflow.TRANSFER.label(code)
 
 
-def size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB".replace(".", ",")
-    return f"{size / 1024 / 1024:.1f} MB".replace(".", ",")
-
-
 FILTERS = {
     "data_hora": date_time,
     "data": date_br,
     "situacao": state_label,
     "situacao_titularidade": transfer_state_label,
-    "tamanho": size_text,
 }
 GLOBALS = {
     "ORIGENS": schemas.ORIGINS,

@@ -23,6 +23,7 @@ LAYOUT = "solicitacoes/_layout.html"
 templates = Jinja2Templates(directory=str(comum.TEMPLATES))
 templates.env.filters.update(comum.FILTERS)
 templates.env.globals.update(comum.GLOBALS)
+templates.env.filters["tamanho"] = lambda size: f"{size} B"
 
 
 def page_user(request: Request) -> User:
@@ -42,10 +43,11 @@ async def check_csrf(request: Request):
     return await request.form()
 
 
-def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, *, status_code: int = 200, nav: str | None = None, **context: Any) -> HTMLResponse:
     context.setdefault("erros", None)
+    nav = nav or template.split("/")[0]
     return templates.TemplateResponse(
-        request, template, {"layout": LAYOUT, "csrf_token": csrf_token(request), **context}, status_code=status_code,
+        request, template, {"layout": LAYOUT, "csrf_input": lambda: "", "nav": nav, **context}, status_code=status_code,
         headers={"Cache-Control": "no-store"},
     )
 
