@@ -1,56 +1,68 @@
-"""The page foundation the wizard, the analyst's pages and Permissões stand on — the
-logged-in user, CSRF, the layout, "não encontrado" — in one place, so these pages
-follow issue 9's foundation through this module alone.
-
-PROVISIONAL until issue 9's branch is merged: no login exists yet, so ``page_user``
-refuses everyone (tests override it) and CSRF is not checked.
+"""The page foundation the wizard, the analyst's pages and Permissões stand on — issue
+9's logged-in user, CSRF check, layout and "não encontrado" page — bound in one place,
+and ``install(app)``, which mounts these pages (called by ``portal_api.web.app``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
-from portal_api.models import User
+from portal_api.web import auth, csrf
+from portal_api.web import render as web_render
 from portal_api.web import solicitacoes_comum as comum
+from portal_api.web.sessions import WebUser
 
 PAGES = "/portal"
-LAYOUT = "solicitacoes/_layout.html"
+LAYOUT = "base.html"
 
-templates = Jinja2Templates(directory=str(comum.TEMPLATES))
-templates.env.filters.update(comum.FILTERS)
-templates.env.globals.update(comum.GLOBALS)
-templates.env.filters["tamanho"] = lambda size: f"{size} B"
+PageUser = Annotated[WebUser, Depends(auth.require_user)]
 
-
-def page_user(request: Request) -> User:
-    from portal_api.core import problems
-
-    raise problems.unauthorized("Entre com gov.br.")
+web_render.templates.env.filters.update({k: v for k, v in comum.FILTERS.items() if k not in web_render.templates.env.filters})
+web_render.templates.env.globals.update(comum.GLOBALS)
 
 
-PageUser = Annotated[User, Depends(page_user)]
+def _is_analyst(user: WebUser | None) -> bool:
+    """For the header: whether to show "Análise" (a query per page, for logged-in users only)."""
+    if user is None:
+        return False
+    from portal_api.solicitacoes import service
+
+    with _database().session() as session:
+        return service.has_role(session, user.id)
 
 
-def csrf_token(request: Request) -> str:
-    return ""
+_app: FastAPI | None = None
+
+
+def _database():
+    return _app.state.services.database
 
 
 async def check_csrf(request: Request):
+    """403 (the portal's error page) for a form without the session's token; else the form."""
+    await csrf.require_csrf(request)
     return await request.form()
 
 
 def render(request: Request, template: str, *, status_code: int = 200, nav: str | None = None, **context: Any) -> HTMLResponse:
     context.setdefault("erros", None)
-    nav = nav or template.split("/")[0]
-    return templates.TemplateResponse(
-        request, template, {"layout": LAYOUT, "csrf_input": lambda: "", "nav": nav, **context}, status_code=status_code,
-        headers={"Cache-Control": "no-store"},
-    )
+    context.pop("user", None)  # the layout's user is the session's (issue 9's render puts it)
+    return web_render.render(request, template, {"layout": LAYOUT, **context}, status=status_code,
+                             nav=nav or template.split("/")[0])
 
 
-def not_found_page(request: Request, user: User | None = None) -> HTMLResponse:
-    return render(request, "solicitacoes/nao_encontrado.html", status_code=404, user=user)
+def not_found_page(request: Request, user: WebUser | None = None) -> HTMLResponse:
+    return web_render.error_page(request, 404)
+
+
+def install(app: FastAPI) -> None:
+    global _app
+    _app = app
+    from portal_api.web import analise, permissoes, solicitacoes
+
+    web_render.templates.env.globals["e_analista"] = _is_analyst
+    for module in (solicitacoes, analise, permissoes):
+        app.include_router(module.router)
