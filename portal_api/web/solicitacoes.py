@@ -123,6 +123,14 @@ def list_requests(request: Request, user: PageUser, session: SessionDep,
                   pagina=pagina, paginas=max(1, -(-counts[tab] // size)), base=BASE, pages=PAGES)
 
 
+@router.get(BASE + "/nova")
+def new_request_page(request: Request, user: PageUser, api: Annotated[str | None, Query(max_length=40)] = None):
+    """Início's "Solicitar Acesso para Homologação" of an API: a button that starts the draft
+    (a GET never creates anything)."""
+    chosen = catalog.BY_CODE.get(api or "")
+    return render(request, "solicitacoes/nova.html", api=chosen, base=BASE, pages=PAGES)
+
+
 @router.post(BASE)
 async def new_request(request: Request, user: PageUser, session: SessionDep):
     """"Solicitar Acesso para Homologação": a new draft, then its first step."""
