@@ -162,7 +162,7 @@ def download_in_page(page, portal, operation: str, day: dt.date) -> bytes:
     link.click()
     modal = page.get_by_role("dialog", name="TERMO DE USO")
     modal.wait_for()
-    modal.get_by_label("Li e aceito os termos de uso").check()
+    tick(modal.get_by_label("Li e aceito os termos de uso"))
     with page.expect_download() as info:
         modal.get_by_role("button", name="Confirmar").click()
     return Path(info.value.path()).read_bytes()
