@@ -325,7 +325,7 @@ def test_each_empty_or_wrong_field_shows_its_message_beside_it_and_nothing_is_sa
     step = f"{portal.url}/portal/solicitacoes/{request_id}/passo"
 
     continue_(page)  # origem left empty
-    expect_field_errors(page, {"origem-outros": "Origem da solicitação: campo obrigatório"})
+    expect_field_errors(page, {"origem": "Origem da solicitação: campo obrigatório"})
     check_page(page, "erro-origem")
 
     page.goto(step + "/certificado")
