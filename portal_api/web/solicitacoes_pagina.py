@@ -64,5 +64,20 @@ def install(app: FastAPI) -> None:
     from portal_api.web import analise, permissoes, solicitacoes
 
     web_render.templates.env.globals["e_analista"] = _is_analyst
+    _demo_trust_store(app)
     for module in (solicitacoes, analise, permissoes):
         app.include_router(module.router)
+
+
+def _demo_trust_store(app: FastAPI) -> None:
+    """With ``--dev-login`` and no trust store configured, the demo chain ``admin
+    seed-demo`` wrote (if any) is the trust store, so ``make run``'s wizard accepts the
+    demo e-CPF. Never without the development issuer."""
+    from portal_api.solicitacoes.service import WorkflowServices
+    from portal_api.web import solicitacoes_demo
+
+    workflow = app.state.solicitacoes
+    demo = workflow.settings.home / solicitacoes_demo.DIRECTORY / "acs"
+    if getattr(app.state, "dev_issuer", None) is None or workflow.settings.trust_store is not None or not demo.is_dir():
+        return
+    app.state.solicitacoes = WorkflowServices(workflow.settings.model_copy(update={"trust_store": demo}))
