@@ -88,7 +88,9 @@ class SecurityHeaders:
 
 def install(app: FastAPI, settings: PortalSettings, *, dev_login: bool = False, web: WebSettings | None = None) -> None:
     web = web or WebSettings()
-    public_url = (web.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    # Bound to every interface: the browser on this machine still reaches it on loopback.
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    public_url = (web.public_url or f"http://{host}:{settings.port}").rstrip("/")
     services = app.state.services
     store = SessionStore(services.database, web)
     app.state.web_sessions = store

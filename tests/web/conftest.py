@@ -140,8 +140,8 @@ def new_page(browser):
     other script)."""
     contexts = []
 
-    def make(viewport: dict | None = None):
-        context = browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True, locale="pt-BR")
+    def make(viewport: dict | None = None, **options):
+        context = browser.new_context(viewport=viewport or DESKTOP, accept_downloads=True, locale="pt-BR", **options)
         context.add_init_script(path=str(AXE))
         context.set_default_timeout(20_000)
         contexts.append(context)
@@ -154,7 +154,9 @@ def new_page(browser):
 
 def login(page, portal: Portal, cpf: str, next_path: str = "/") -> None:
     """Log in through the development issuer: Entrar com gov.br → CPF → back on the portal."""
-    page.goto(portal.url + "/entrar?proximo=" + next_path)
+    from urllib.parse import quote
+
+    page.goto(portal.url + "/entrar?proximo=" + quote(next_path, safe=""))
     page.locator("#main").get_by_role("link", name="Entrar com gov.br").click()
     page.get_by_label("CPF").fill(cpf)
     page.get_by_role("button", name="Continuar").click()

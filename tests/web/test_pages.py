@@ -118,3 +118,18 @@ def test_someone_without_credentials(portal, new_page):
     sp_file = portal.world.file(SP, SP_DAYS[0])
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
     assert page.goto(portal.url + f"/portal/arquivos/{sp_file.id}/conteudo?csrf_token={token}").status == 404
+
+
+def test_download_without_javascript_goes_through_the_terms_page(portal, new_page):
+    import hashlib
+
+    page = new_page(java_script_enabled=False)
+    login(page, portal, SAO_PAULO_CPF, f"/portal/download-csv?operacao={SP}&ano=2026&mes=10")
+    published = portal.world.file(SP, SP_DAYS[-1])  # 2026-10-31
+    page.get_by_role("link", name="Baixar o arquivo de 31/10/2026").click()
+    page.wait_for_url(f"**/portal/termos/{published.id}")
+    assert page.get_by_role("heading", name="TERMO DE USO").is_visible()
+    page.get_by_text("Li e aceito os termos de uso").click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Confirmar").click()
+    assert hashlib.sha256(open(info.value.path(), "rb").read()).hexdigest() == published.sha256
