@@ -138,7 +138,6 @@ def csrf_of(page) -> str:
 def sent_request(portal, cpf: str) -> int:
     """A complete request sent for analysis, made through the workflow service (the
     rejection test needs one, not the walk)."""
-    from portal_api.main import create_app  # noqa: F401 - the same code the server runs
     from portal_api.solicitacoes import schemas, service
     from portal_api.solicitacoes.service import WorkflowServices
     from portal_api import crud
