@@ -573,7 +573,7 @@ def evidence_content(request: Request, solicitacao_id: RequestId, evidencia_id: 
     return Response(found.content, media_type=found.media_type, headers={
         "Content-Disposition": f'inline; filename="evidencia-{found.id}{".pdf" if found.media_type.endswith("pdf") else ".png"}"',
         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
-        # Shown inside the request's page (the PDF in a frame): framed by this site only, and nothing runs in it.
-        "X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'; sandbox",
+        # Shown inside the request's page (the PDF in a frame): framed by this site only.
+        "X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "frame-ancestors 'self'",
     })
 
