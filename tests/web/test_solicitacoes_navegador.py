@@ -199,8 +199,11 @@ def test_a_request_walks_every_section_is_approved_and_its_files_download(portal
     assert page.get_by_label("CNES do estabelecimento").input_value() == rw.SP_MAIN
     page.get_by_label("Telefone do estabelecimento").fill("(11) 3397-2001")
     continue_(page)
-    # Estabelecimentos filhos: one imported from a list (and the refusals, line by line)
+    # Estabelecimentos filhos: one by one, and one imported from a list (with the refusals, line by line)
     check_page(page, "passo-04-vinculados")
+    page.get_by_label("CNES do estabelecimento vinculado").fill("2077493")  # one by one
+    submit(page.get_by_role("button", name="Incluir", exact=True))
+    assert page.get_by_role("cell", name="2077493", exact=True).is_visible()
     listing = tmp_path / "vinculados.csv"
     listing.write_text("CNES;nome\n2077507;AMA SE\n9999999;nada\n", encoding="utf-8")
     page.get_by_label("Lista de CNES (CSV ou TXT)").set_input_files(str(listing))
@@ -255,7 +258,7 @@ def test_a_request_walks_every_section_is_approved_and_its_files_download(portal
     check_page(page, "passo-11-resumo")
     assert page.locator("#pendencias").count() == 0
     summary = page.locator(".resumo").inner_text()
-    for expected in ("UBS SE", "2077507", "Joana Pereira", "Vacivida SP", "e-SUS APS, SI-PNI", "manhã: 08:00 a 10:30",
+    for expected in ("UBS SE", "2077493", "2077507", "Joana Pereira", "Vacivida SP", "e-SUS APS, SI-PNI", "manhã: 08:00 a 10:30",
                      "200.130.5.0 a 200.130.5.255", JOANA):
         assert expected in summary, expected
     submit(page.get_by_role("link", name="Alterar: Gestor responsável"))
