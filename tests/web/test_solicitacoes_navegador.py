@@ -378,6 +378,10 @@ def test_each_empty_or_wrong_field_shows_its_message_beside_it_and_nothing_is_sa
     continue_(page, "Confirmar e enviar para análise")
     assert "A solicitação está incompleta" in page.locator("#mensagem-erro").inner_text()
 
+    # A forged post (no CSRF token) is refused too, and changes nothing.
+    forged = page.request.post(step + "/origem", form={"origem": "outros"}, max_redirects=0)
+    assert forged.status == 403
+
     # Nothing was saved, and nothing was sent.
     with portal.world.database.session() as session:
         row = session.get(CredentialRequest, request_id)
