@@ -294,7 +294,7 @@ async def save_certificado(session, row, form, ws):
     data = await upload.read(certificates.MAX_UPLOAD_BYTES + 1)
     _, refusal = attempt(lambda: service.set_certificate(session, row, data, password, ws))
     if refusal:
-        return Again(refusal, {}, {})
+        return Again(comum.renamed(refusal, "arquivo", "Certificado digital"), {}, {})
     return step_url(row.id, "certificado") + "?enviado=1"
 
 
@@ -359,7 +359,7 @@ async def save_vinculados(session, row, form, ws):
         if refusal:
             if refusal.general and not refusal.fields:
                 refusal.fields["arquivo"], refusal.general = refusal.general, None
-            return Again(refusal, {}, {})
+            return Again(comum.renamed(refusal, "arquivo", "Lista de estabelecimentos"), {}, {})
         session.commit()
         session.refresh(row)
         return Again(Refusal(), {}, {"importacao": result}, commit=True)
@@ -519,6 +519,7 @@ async def upload_evidence(request: Request, solicitacao_id: RequestId, user: Pag
         _, refusal = attempt(lambda: service.add_evidence(session, row, upload.filename, data, ws))
         if refusal.general and not refusal.fields:
             refusal.fields["arquivo"], refusal.general = refusal.general, None
+        comum.renamed(refusal, "arquivo", "Evidência")
     if not refusal:
         session.commit()
         return redirect(f"{BASE}/{row.id}#evidencias")

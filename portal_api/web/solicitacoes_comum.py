@@ -64,6 +64,15 @@ def refusal_of(exc: Exception) -> Refusal:
     raise exc
 
 
+def renamed(refusal: Refusal, path: str, name: str) -> Refusal:
+    """The API calls every upload "Arquivo"; the page says which file it is ("Certificado
+    digital: …", "Evidência: …")."""
+    message = refusal.fields.get(path)
+    if message and message.startswith("Arquivo: "):
+        refusal.fields[path] = f"{name}: " + message.removeprefix("Arquivo: ")
+    return refusal
+
+
 def required(refusal: Refusal, path: str) -> None:
     """A section the page asks for was left empty: the API's wording for a missing field."""
     refusal.add(path, labeled("body", path, "campo obrigatório")["message"])

@@ -338,7 +338,7 @@ def test_each_empty_or_wrong_field_shows_its_message_beside_it_and_nothing_is_sa
     page.get_by_label("Certificado digital (.cer ou .pfx)").set_input_files(str(wrong))
     submit(page.get_by_role("button", name="Enviar e continuar"))
     assert page.locator('[aria-invalid="true"]').count() >= 1
-    assert re.search(r"(Arquivo|Senha do certificado): ", page.locator("[role=alert].feedback").first.inner_text())
+    assert re.search(r"^(Certificado digital|Senha do certificado): ", page.locator("[role=alert].feedback").first.inner_text())
 
     page.goto(step + "/estabelecimento")
     page.get_by_label("CNPJ do estabelecimento").fill("46.177.400/0001-00")
