@@ -85,7 +85,7 @@ def get_login(request: Request) -> Login:
 
 
 def optional_user(request: Request) -> WebUser | None:
-    if "web_user" not in request.state._state:
+    if not hasattr(request.state, "web_user"):  # once per request
         store: SessionStore = request.app.state.web_sessions
         request.state.web_user = store.lookup(request.session.get("sid"))
     return request.state.web_user

@@ -204,9 +204,9 @@ def router() -> APIRouter:
                 # Without JavaScript the modal never opened: the terms page, then back here.
                 return RedirectResponse(f"/portal/termos/{file_id}", status_code=303)
             return file_routes.download(
-                file_id, request, services, session, principal_of(user), scope, format="csv.gz",
-                range_header=request.headers.get("range"), if_range=request.headers.get("if-range"),
-                accept_encoding=request.headers.get("accept-encoding"),
+                file_id=file_id, request=request, services=services, session=session, principal=principal_of(user),
+                scope=scope, format="csv.gz", range_header=request.headers.get("range"),
+                if_range=request.headers.get("if-range"), accept_encoding=request.headers.get("accept-encoding"),
             )
         finally:
             session.close()
@@ -265,7 +265,7 @@ def router() -> APIRouter:
             scope = scope_of(request, user, session)
             record = deps.file_in_scope(services, file_id, scope)
             try:
-                file_routes.refresh(file_id, services, session, principal_of(user), scope)
+                file_routes.refresh(file_id=file_id, services=services, session=session, principal=principal_of(user), scope=scope)
             except problems.ProblemError as exc:
                 _flash(request, "danger", exc.detail)
             else:

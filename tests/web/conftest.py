@@ -145,7 +145,14 @@ def new_page(browser):
         context.add_init_script(path=str(AXE))
         context.set_default_timeout(20_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        # Console errors (a CSP violation, a missing asset, a script error) fail assert_accessible.
+        page.console_errors = []
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+        page.on("response", lambda response: response.status >= 400 and response.request.resource_type != "document"
+                and page.console_errors.append(f"{response.status} {response.url}"))
+        return page
 
     yield make
     for context in contexts:
@@ -173,6 +180,9 @@ def assert_accessible(page, context: str = "") -> None:
         }"""
     )
     assert result == [], f"axe-core ({context or page.url}): {result}"
+    # A document's own 4xx is what some tests ask for; its sub-resources must all load.
+    errors = [e for e in getattr(page, "console_errors", []) if not e.startswith("Failed to load resource")]
+    assert errors == [], f"erros no console ({context or page.url}): {errors}"
 
 
 def screenshot(page, name: str) -> Path:

@@ -180,6 +180,16 @@ def test_forged_posts_without_the_csrf_token_are_refused(portal, new_page):
         forged = page.request.post(portal.url + path, form={**form, "csrf_token": "x" * 43}, max_redirects=0)
         assert forged.status == 403, path
     assert count_tokens() == before
+    # A download link without the session's token (another site linking to it): refused, not logged.
+    from portal_api.models import DownloadLogEntry
+
+    with portal.world.database.session() as session:
+        logged = session.scalar(sa.select(sa.func.count()).select_from(DownloadLogEntry))
+    for query in ("", "?csrf_token=" + "x" * 43):
+        response = page.request.get(f"{portal.url}/portal/arquivos/{sp_file.id}/conteudo{query}", max_redirects=0)
+        assert response.status == 403 and response.headers["content-type"].startswith("text/html")
+    with portal.world.database.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(DownloadLogEntry)) == logged
     # Still logged in (the forged /sair did nothing); a real form post works.
     page.goto(portal.url + "/portal/tokens")
     assert page.get_by_text("Marta", exact=True).is_visible()

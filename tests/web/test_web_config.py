@@ -69,3 +69,44 @@ def test_csp_on_pages_only(world, monkeypatch):
 
 def test_web_settings_default_to_gov_br_scopes():
     assert WebSettings().oidc_scopes.split()[:3] == ["openid", "email", "profile"]
+
+
+def test_sessions_end_on_logout_expiry_and_idleness(world):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from portal_api import crud
+    from portal_api.web.models import WebSession
+    from portal_api.web.sessions import SessionStore
+    from tests.web.conftest import SAO_PAULO_CPF
+
+    store = SessionStore(world.database, WebSettings(session_hours=8, session_idle_minutes=60))
+    with world.database.session() as session:
+        marta = crud.user_by_cpf(session, SAO_PAULO_CPF)
+    sid = store.start(marta.id, "id-token")
+    assert store.lookup(sid).name == "Marta Ribeiro"
+    assert store.lookup(sid + "x") is None and store.lookup(None) is None
+    assert store.end(sid) == "id-token"
+    assert store.lookup(sid) is None  # ended: the cookie is worth nothing
+
+    def aged(**delta):
+        sid = store.start(marta.id, None)
+        with world.database.session() as session, session.begin():
+            row = session.scalar(sa.select(WebSession).order_by(WebSession.id.desc()).limit(1))
+            if "idle" in delta:
+                row.last_seen_at = row.last_seen_at - dt.timedelta(minutes=delta["idle"])
+            if "age" in delta:
+                row.expires_at = crud.utcnow() - dt.timedelta(minutes=delta["age"])
+        return sid
+
+    assert store.lookup(aged(idle=59)) is not None
+    assert store.lookup(aged(idle=61)) is None
+    assert store.lookup(aged(age=1)) is None
+    with world.database.session() as session, session.begin():
+        session.get(type(marta), marta.id).is_active = False
+    try:
+        assert store.lookup(store.start(marta.id, None)) is None  # a deactivated user's session is dead
+    finally:
+        with world.database.session() as session, session.begin():
+            session.get(type(marta), marta.id).is_active = True
