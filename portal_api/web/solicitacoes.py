@@ -150,6 +150,8 @@ async def new_request(request: Request, user: PageUser, session: SessionDep):
 @router.get(BASE + "/{solicitacao_id}")
 def show_request(request: Request, solicitacao_id: RequestId, user: PageUser, session: SessionDep):
     row = session.get(CredentialRequest, solicitacao_id)
+    if row is not None and row.requester_user_id != user.id and row.status != "rascunho" and service.has_role(session, user.id):
+        return redirect(f"{PAGES}/analise/solicitacoes/{row.id}")  # an analyst's link to someone's request
     if row is None or row.requester_user_id != user.id:
         return not_found_page(request, user)
     if row.status == "rascunho":
