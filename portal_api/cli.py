@@ -184,10 +184,17 @@ def cmd_publish_request_terms(args):
 def cmd_seed_demo(args):
     from portal_api.web import demo
 
-    database = _database(_settings())
+    settings = _settings()
+    database = _database(settings)
     with database.session() as session, session.begin():
         created = demo.seed(session)
-    _emit({"command": "admin seed-demo", **created, "people": len(demo.PEOPLE)})
+    # The request wizard's certificate step: a demo chain (trusted only by serve --dev-login) and an e-CPF .pfx.
+    from portal_api.web import solicitacoes_demo
+
+    person = demo.PEOPLE[-1]
+    pki = solicitacoes_demo.write(settings.home / solicitacoes_demo.DIRECTORY, cpf=person.cpf, name=person.name)
+    _emit({"command": "admin seed-demo", **created, "people": len(demo.PEOPLE),
+           "certificado_demonstracao": {"arquivo": str(pki.pfx), "senha": pki.password, "titular": person.name}})
 
 
 def register(commands) -> None:

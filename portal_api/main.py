@@ -22,8 +22,10 @@ from portal_api.refresh import DagsterClient
 from portal_api.solicitacoes.service import WorkflowServices
 from serving.storage import open_storage
 
-# The routes that take files (certificate, CNES list, evidence): larger bodies.
-UPLOAD_PATHS = r"/solicitacoes/[0-9]+/(certificado|estabelecimentos/importacao|evidencias)"
+# The routes that take files (certificate, CNES list, evidence): larger bodies — the API's
+# and the request wizard's pages (/portal/solicitacoes/{id}/passo/certificado, ...).
+UPLOAD_PATHS = (r"/solicitacoes/[0-9]+/(certificado|estabelecimentos/importacao|evidencias)"
+                r"|/portal/solicitacoes/[0-9]+/(passo/certificado|passo/vinculados|evidencias/envio)")
 
 DESCRIPTION = """\
 Os registros de vacinação D-1 da RNDS em arquivos CSV por UF e município, para quem

@@ -123,6 +123,10 @@ def install(app: FastAPI, settings: PortalSettings, *, dev_login: bool = False, 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth.router())
     app.include_router(pages.router())
+    # The request wizard, the analyst's pages and Permissões (issue 10).
+    from portal_api.web import solicitacoes_pagina
+
+    solicitacoes_pagina.install(app)
 
     secure = web.cookie_secure if web.cookie_secure is not None else not _loopback_http(public_url)
     app.add_middleware(

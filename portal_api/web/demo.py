@@ -79,6 +79,9 @@ def banner(url: str) -> str:
         lines.append(f"    {person.cpf[:3]}.{person.cpf[3:6]}.{person.cpf[6:9]}-{person.cpf[9:]}  {person.name} — {person.role}")
     lines += [
         "  Depois: Download CSV → mês → ↓ → aceite o TERMO DE USO → o arquivo baixa e seu nome aparece no registro.",
+        "  Solicitação de credencial: entre como Joana → Solicitações → Solicitar Acesso para Homologação; no passo"
+        " Certificado digital use o .pfx de demonstração indicado por `admin seed-demo` (senha demo-a1);"
+        " depois entre como Daniela → Análise para decidir.",
         "  A API continua em " + url.rstrip("/") + "/docs. Ctrl+C para parar.",
         "",
     ]
