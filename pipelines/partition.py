@@ -169,6 +169,13 @@ class PartitionResult:
         return sum(f.rows for f in self.files)
 
     @property
+    def table_schemas(self) -> dict:
+        """The columns' schemas for the day's data package (``pipelines.datapackage``)."""
+        from pipelines import datapackage
+
+        return datapackage.table_schemas()
+
+    @property
     def bytes_csv(self) -> int:
         return sum(f.bytes_csv for f in self.files)
 
