@@ -508,13 +508,13 @@ class _Writer(threading.Thread):
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 PARQUET_COMPRESSION = "zstd"
 PARQUET_ROW_GROUP_ROWS = 128 * 1024
-_VINCULO_TEXT = pa.array([v.value for v in _VINCULOS], pa.string())
+_VINCULO_TEXT = pa.array([v.value for v in _VINCULOS], pa.large_string())
 
 
 def parquet_schema() -> pa.Schema:
     """The published Parquet's columns: the file's 57, codes and text as strings, dates as dates."""
     return pa.schema(
-        [pa.field(name, pa.date32() if name in contract.DATE_COLUMNS else pa.string()) for name in contract.FILE_COLUMNS]
+        [pa.field(name, pa.date32() if name in contract.DATE_COLUMNS else pa.large_string()) for name in contract.FILE_COLUMNS]
     )
 
 
@@ -525,12 +525,15 @@ def parquet_name(operation: str, day: dt.date) -> str:
 class _ParquetSpill:
     """The typed rows of every file, in file order, for the Parquet files.
 
-    Each batch's rows are gathered once (one Arrow ``take`` for all targets, the same
-    routing as the CSV lines) and appended to an uncompressed Arrow IPC file in the
-    staging directory, with each target's (batch, start, end). At the end the file is
-    memory-mapped and each target's slices, zero-copy, become its Parquet file (zstd,
-    fixed row groups: the bytes depend on the rows, not on the batching). Memory
-    stays bounded by the largest file, the page cache holds the rest."""
+    Each batch's rows are gathered once (by polars, with the same routing as the CSV
+    lines, sorted by target then row) and appended to an uncompressed Arrow IPC file
+    in the staging directory, with each target's (batch, start, end). At the end the
+    file is memory-mapped and each target's slices, zero-copy, become its Parquet
+    file. Memory stays bounded by the largest file; the page cache holds the spill.
+
+    The cost is per file far more than per row: about 2 ms of CPU for a Parquet of
+    57 columns, whatever its size (a whole day in one file costs less than a
+    thousand small ones); bench/README.md has the figures."""
 
     def __init__(self, staging: Path):
         self.path = staging / "_linhas-tipadas.arrow"
@@ -541,11 +544,9 @@ class _ParquetSpill:
         self.batches = 0
 
     def add(self, frame: pl.DataFrame, target: np.ndarray, row: np.ndarray, vinculo: np.ndarray) -> None:
-        typed = frame.to_arrow()
-        picks = pa.array(row)
-        columns = [
-            pc.take(typed.column(name), picks).cast(self.schema.field(name).type) for name in contract.SOURCE_COLUMNS
-        ]
+        # One gather by polars (multi-threaded), one conversion to Arrow.
+        typed = frame.select(contract.SOURCE_COLUMNS)[pl.Series(row)].to_arrow(compat_level=pl.CompatLevel.oldest())
+        columns = [typed.column(name).cast(self.schema.field(name).type) for name in contract.SOURCE_COLUMNS]
         columns.append(pc.take(_VINCULO_TEXT, pa.array(vinculo)))
         self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
         bounds = np.flatnonzero(np.diff(target)) + 1
@@ -561,18 +562,21 @@ class _ParquetSpill:
         self.writer.close()
         self.sink.close()
         reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
 
         def one(item: tuple[int, str]) -> tuple[int, Representation]:
             index, operation = item
-            pieces = [reader.get_batch(b).slice(start, end - start) for b, start, end in self.slices.get(index, [])]
-            table = pa.Table.from_batches(pieces, schema=self.schema).combine_chunks()
+            pieces = [batches[b].slice(start, end - start) for b, start, end in self.slices.get(index, [])]
+            table = pa.Table.from_batches(pieces, schema=self.schema)
             return index, write_parquet(table, staging / parquet_name(operation, day))
 
         try:
-            with ThreadPoolExecutor(max(1, threads), thread_name_prefix="vacina-d1-parquet") as pool:
+            if threads <= 1:
+                return dict(map(one, sorted(wanted.items())))
+            with ThreadPoolExecutor(threads, thread_name_prefix="vacina-d1-parquet") as pool:
                 return dict(pool.map(one, sorted(wanted.items())))
         finally:
-            del reader
+            del reader, batches
             self.path.unlink(missing_ok=True)
 
     def discard(self) -> None:
@@ -584,18 +588,19 @@ class _ParquetSpill:
         self.path.unlink(missing_ok=True)
 
 
-# Dictionary encoding pays off on large files only; on a small one it is most of the
-# writing time (most municipality files hold a few hundred rows).
-PARQUET_DICTIONARY_MIN_ROWS = 2_000
+# Column statistics pay off on large files (row-group pruning); on a small one
+# (most municipality files hold tens to hundreds of rows) they are a good part of
+# the writing time and of the bytes.
+PARQUET_STATISTICS_MIN_ROWS = 2_000
 
 
 def write_parquet(table: pa.Table, path: Path) -> Representation:
-    pq.write_table(
-        table,
+    # Polars' writer: about half pyarrow's fixed cost per file (bench/README.md).
+    pl.from_arrow(table).write_parquet(
         path,
         compression=PARQUET_COMPRESSION,
+        statistics=table.num_rows >= PARQUET_STATISTICS_MIN_ROWS,
         row_group_size=PARQUET_ROW_GROUP_ROWS,
-        use_dictionary=table.num_rows >= PARQUET_DICTIONARY_MIN_ROWS,
     )
     return Representation(
         "parquet", path.name, path, table.num_rows, path.stat().st_size, sha256_file(path), PARQUET_CONTENT_TYPE

@@ -131,7 +131,8 @@ def test_the_parquet_equals_the_csv_row_for_row_with_codes_and_dates_typed(publi
         text = _csv(published.get(record.object_key))
         as_text = typed.with_columns(pl.col(c).dt.strftime("%Y-%m-%d") for c in contract.DATE_COLUMNS)
         assert as_text.equals(text), record.operation
-        assert pq.ParquetFile(io.BytesIO(data)).metadata.row_group(0).column(0).compression == "ZSTD"
+        metadata = pq.ParquetFile(io.BytesIO(data)).metadata
+        assert metadata.num_row_groups == 0 or metadata.row_group(0).column(0).compression == "ZSTD"
         checked += 1
     assert checked > 30
     # Leading zeros survive pandas' and DuckDB's defaults on the Parquet too.
