@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench lock clean
+.PHONY: setup run test bench lock clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vacina-d1 precisa de Python 3.11 ou mais novo"'
@@ -18,10 +18,23 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/vacina-d1 run --date yesterday
-	$(BIN)/vacina-d1 serve
+	$(BIN)/vacina-d1 admin seed-demo
+	$(BIN)/vacina-d1 serve --dev-login
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+# As root (CI) it is installed when missing; elsewhere the tests skip with a message,
+# unless CI=true or VACINA_D1_REQUIRE_BROWSER=1, where a missing browser fails them.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ -z "$$VACINA_D1_CHROMIUM" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y --no-install-recommends chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)); \
+	  else \
+	    echo "Aviso: Chromium ausente (/usr/bin/chromium); os testes de navegador serão pulados. Instale com: sudo apt-get install -y chromium"; \
+	  fi; \
+	fi
 
 # The benchmarks at their smaller sizes (bench/README.md has the figures and the full commands).
 bench: setup

@@ -41,8 +41,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    app = create_app(settings)
-    _emit({"command": "serve", "host": host, "port": port, "catalog": settings.resolved_catalog_url.split("://")[0]})
+    settings = settings.model_copy(update={"host": host, "port": port})
+    dev_login = getattr(args, "dev_login", False)
+    app = create_app(settings, dev_login=dev_login)
+    _emit({"command": "serve", "host": host, "port": port, "catalog": settings.resolved_catalog_url.split("://")[0],
+           "pages": f"http://{host}:{port}/", "dev_login": dev_login})
+    if dev_login:
+        import sys
+
+        from portal_api.web.demo import banner
+
+        print(banner(f"http://{host}:{port}/"), file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
 
 
@@ -172,10 +181,23 @@ def cmd_publish_request_terms(args):
         _emit({"command": "admin publish-request-terms", "version": terms.version, "text_sha256": terms.text_sha256})
 
 
+def cmd_seed_demo(args):
+    from portal_api.web import demo
+
+    database = _database(_settings())
+    with database.session() as session, session.begin():
+        created = demo.seed(session)
+    _emit({"command": "admin seed-demo", **created, "people": len(demo.PEOPLE)})
+
+
 def register(commands) -> None:
     serve = commands.add_parser("serve", help="sobe a API do portal (padrão 127.0.0.1:8000)")
     serve.add_argument("--host", help="endereço (padrão VACINA_D1_HOST ou 127.0.0.1)")
     serve.add_argument("--port", type=int, help="porta (padrão VACINA_D1_PORT ou 8000)")
+    serve.add_argument(
+        "--dev-login", action="store_true",
+        help="serve também um emissor OpenID de desenvolvimento em /dev-issuer (login só com o CPF; nunca em produção)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     admin = commands.add_parser("admin", help="usuários, papéis, credenciais, tokens, termos de uso e o registro de downloads")
@@ -231,6 +253,9 @@ def register(commands) -> None:
     p.add_argument("--cpf", required=True)
     p.add_argument("--role", choices=["analista"], default="analista")
     p.set_defaults(handler=cmd_revoke_role)
+
+    p = sub.add_parser("seed-demo", help="cria (se faltarem) as pessoas, credenciais e termos da demonstração de make run")
+    p.set_defaults(handler=cmd_seed_demo)
 
     p = sub.add_parser("publish-request-terms", help="publica uma nova versão dos termos de uso da solicitação de credencial")
     group = p.add_mutually_exclusive_group()

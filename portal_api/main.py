@@ -55,7 +55,7 @@ def _operation_id(route: APIRoute) -> str:
     return route.name  # the handler's name: unique, readable in generated clients
 
 
-def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, dev_login: bool = False) -> FastAPI:
     settings = settings or PortalSettings()
     url = settings.resolved_catalog_url
     if migrate:
@@ -92,6 +92,10 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
         larger=((UPLOAD_PATHS, settings.upload_max_bytes),),
     )
     app.include_router(api_router)
+    # The pages in the browser (issue 9); dev_login also serves the development OpenID issuer.
+    from portal_api import web
+
+    web.install(app, settings, dev_login=dev_login)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
