@@ -94,11 +94,14 @@ YearQuery = Annotated[int, Query(ge=2000, le=2100, description="Ano (AAAA).")]
 MonthQuery = Annotated[int, Query(ge=1, le=12, description="Mês (1-12).")]
 
 
+def month_indicators_of(services, operation: str, year: int, month: int) -> published_indicators.MonthIndicators:
+    """The month's indicators of an operation already checked to be in scope."""
+    return published_indicators.month_indicators(services.storage, services.database.catalog, operation, year, month)
+
+
 def _month_indicators(services, operation: str, year: int, month: int) -> published_indicators.MonthIndicators:
     try:
-        return published_indicators.month_indicators(
-            services.storage, services.database.catalog, operation, year, month
-        )
+        return month_indicators_of(services, operation, year, month)
     except StorageError:
         raise problems.ProblemError(503, "O armazenamento de arquivos está indisponível; tente novamente.") from None
 
