@@ -82,7 +82,7 @@ def test_the_download_page_shows_the_months_chart(charted, new_page, width):
         assert bar.bounding_box()["height"] > 1  # drawn, not just present in the markup
     assert page.locator('#grafico-do-mes rect[data-dia="2026-11-20"]').get_attribute("class") == "dia sem-publicacao"
     assert page.locator("#grafico-do-mes rect.vacina").count() >= 1
-    assert "Vacinas mais aplicadas no mês" in chart.inner_text()
+    assert "Vacinas mais aplicadas no mês" in chart.text_content()
     assert_accessible(page, f"grafico ({width})")
     if width == "celular":
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

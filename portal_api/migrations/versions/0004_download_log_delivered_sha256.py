@@ -5,16 +5,16 @@ an entry identifies the exact object handed over. Nullable: earlier entries and
 ``csv.gz``/``csv`` downloads leave it empty (``file_sha256`` describes them), and
 the hash chain covers it only when filled, so earlier entries verify unchanged.
 
-Revision ID: 0003_download_log_delivered_sha256
-Revises: 0002_solicitacoes
+Revision ID: 0004_download_log_delivered_sha256
+Revises: 0003_web_session
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_download_log_delivered_sha256"
-down_revision = "0002_solicitacoes"
+revision = "0004_download_log_delivered_sha256"
+down_revision = "0003_web_session"
 branch_labels = None
 depends_on = None
 
