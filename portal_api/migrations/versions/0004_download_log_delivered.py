@@ -5,7 +5,7 @@ an entry identifies the exact object handed over. Nullable: earlier entries and
 ``csv.gz``/``csv`` downloads leave it empty (``file_sha256`` describes them), and
 the hash chain covers it only when filled, so earlier entries verify unchanged.
 
-Revision ID: 0004_download_log_delivered_sha256
+Revision ID: 0004_download_log_delivered
 Revises: 0003_web_session
 Create Date: 2026-12-07
 """
@@ -13,7 +13,7 @@ Create Date: 2026-12-07
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_download_log_delivered_sha256"
+revision = "0004_download_log_delivered"
 down_revision = "0003_web_session"
 branch_labels = None
 depends_on = None
