@@ -35,6 +35,11 @@ vínculo suffix; each target's slice goes to a writer thread that hashes it
 depend on the batching), to the target's staging file. Memory stays bounded by
 the batch size plus less than one gzip piece per target; the writer thread
 overlaps compression, hashing and I/O with the next batch's serialisation.
+
+Beside each CSV (issue 12): its typed Parquet (the same routed rows, spilled once
+per batch and written per file at the end, ``_ParquetSpill``), and for each UF
+the day's indicator table (``pipelines.indicators``, counted from the same
+per-record places); both become the file's ``representations``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """The catalog of published files: what the portal lists and serves.
 
-Two tables. A ``publication`` is one committed publication of a day (all UFs,
+Three tables. A ``publication`` is one committed publication of a day (all UFs,
 or one UF re-run alone), numbered per day, with its manifest and the day's
 source counts. A ``published_file`` is one version of one file (an operation
 and a day); exactly one version per operation and day is current. Versions are
-never deleted, so an old version stays addressable for audit.
+never deleted, so an old version stays addressable for audit. A
+``published_representation`` is another form of a file version's content (its
+typed Parquet; a UF file's indicator table), committed with it.
 
 The catalog transaction that marks a publication's files current is the commit
 point of a publication: until it commits, the portal lists the previous version.

@@ -19,6 +19,7 @@ It carries no ``uploaded-at`` metadata, so garbage collection never touches it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any, Mapping
@@ -132,8 +133,6 @@ def _dumps(document: Mapping[str, Any]) -> bytes:
 
 
 def _put_if_changed(storage: Storage, key: str, data: bytes) -> bool:
-    import hashlib
-
     digest = hashlib.sha256(data).hexdigest()
     info = storage.head(key)
     if info is not None and info.size == len(data) and storage.sha256(key) == digest:
