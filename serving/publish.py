@@ -225,6 +225,12 @@ class Publisher:
                     uf=record.uf,
                     ibge6=record.ibge6,
                     file_name=record.file_name,
+                    # The header-only Parquet is named after the file it stands beside.
+                    representations=tuple(
+                        replace(r, file_name=record.file_name.removesuffix(".gz").removesuffix(".csv") + ".parquet")
+                        for r in staged.empty_file.representations
+                        if r.kind == "parquet"
+                    ),
                 )
             )
         return files

@@ -162,6 +162,8 @@ def test_manifest_and_catalog_list_both_representations_and_the_indicators(publi
         catalogued = {rep.kind: rep for rep in representations[record.id]}
         expected = {"parquet", "indicadores.csv", "indicadores.parquet"} if record.scope_kind == "uf" else {"parquet"}
         assert set(listed) == set(catalogued) == expected, entry["operation"]
+        # Header-only versions (a municipality that lost its records) included: named after their CSV.
+        assert listed["parquet"]["file_name"] == entry["file_name"].replace(".csv.gz", ".parquet")
         for kind, rep in listed.items():
             assert rep["object_key"] == catalogued[kind].object_key and rep["sha256"] == catalogued[kind].sha256
             assert rep["object_key"].rsplit("/", 1)[0] == record.object_key.rsplit("/", 1)[0]  # same version folder
@@ -172,6 +174,7 @@ def test_manifest_and_catalog_list_both_representations_and_the_indicators(publi
         for rep in entry["representations"]:
             data = published.get(rep["object_key"])
             assert (hashlib.sha256(data).hexdigest(), len(data)) == (rep["sha256"], rep["bytes"])
+    assert any(entry["rows"] == 0 for entry in manifest["files"])  # the corrected day emptied some files
     # Old versions' representations are still addressable.
     assert all(published.storage.head(key) is not None for key in published.superseded_keys)
 
