@@ -10,10 +10,15 @@ is its own, from ``os.wait4``):
 
   ours-plain     pipelines.partition.partition_day, uncompressed (the bench target's
                  "uncompressed partitioning": serialise once, route, gather, write, SHA-256)
-  ours-gzip      the same with the gzip pieces compressed by the writer thread (the product)
+  ours-gzip      the same with the gzip pieces compressed by the writer thread (CSV only)
+  ours-gzip-parquet  the product: ours-gzip plus each file's typed Parquet and each UF's
+                 indicator table (issue 12); against ours-gzip, the extra cost of both
   ours-publish   what ``vacina-d1 publish`` runs (serving.cli.run_publish), to a fresh local
                  directory + SQLite catalog: partition, gzip, upload (fsync'd), read-back
                  verification, manifest, commit
+  ours-publish-csv / ours-publish-all  partition + publish_day to a fresh local store and
+                 SQLite catalog, without / with the Parquet and the indicators (the same
+                 code path, so their ratio is the publication's extra cost)
   pandas         read_parquet, the routing with pandas/numpy, concat, groupby + to_csv
   duckdb         one SQL (UNION ALL of the four placements) COPY ... (PARTITION_BY (_op))
   duckdb-4gb     the same with SET memory_limit='4GB' (spilling to disk), to see whether
@@ -46,7 +51,8 @@ OUT = ROOT / "bench" / "out"
 DAY = "2026-11-21"
 SEED = 1
 VARIANTS = (
-    "ours-plain", "ours-gzip", "ours-publish", "floor", "floor-input",
+    "ours-plain", "ours-gzip", "ours-gzip-parquet", "ours-publish", "ours-publish-csv", "ours-publish-all",
+    "floor", "floor-input",
     "duckdb", "duckdb-4gb", "polars-sink", "polars-groups", "pandas",
 )
 
@@ -123,14 +129,35 @@ where _rm is not null and _rm <> co_municipio_estabelecimento
 def child(variant: str, path: Path, out: Path) -> dict:
     import datetime as dt
 
-    if variant in ("ours-plain", "ours-gzip"):
+    if variant in ("ours-plain", "ours-gzip", "ours-gzip-parquet"):
         from pipelines.partition import partition_day
 
+        extra = variant == "ours-gzip-parquet"
         result = partition_day(
-            path, out / "staging", day=dt.date.fromisoformat(DAY), gzip_level=None if variant == "ours-plain" else 2
+            path, out / "staging", day=dt.date.fromisoformat(DAY), gzip_level=None if variant == "ours-plain" else 2,
+            parquet=extra, indicators=extra,
         )
         return {"files": len(result.files), "rows": result.rows, "bytes_csv": result.bytes_csv,
-                "bytes_stored": result.bytes_stored, "timings": result.timings}
+                "bytes_stored": result.bytes_stored, "timings": result.timings,
+                "bytes_representations": sum(r.bytes for f in result.files for r in f.representations)}
+    if variant in ("ours-publish-csv", "ours-publish-all"):
+        import time
+
+        from pipelines.partition import partition_day
+        from serving.catalog import Catalog
+        from serving.publish import publish_day, staged_day_from
+        from serving.storage import LocalStorage
+
+        extra = variant == "ours-publish-all"
+        catalog = Catalog(f"sqlite:///{out / 'catalog.db'}").upgrade()
+        started = time.perf_counter()
+        result = partition_day(path, out / "staging", day=dt.date.fromisoformat(DAY), parquet=extra, indicators=extra)
+        partitioned = time.perf_counter()
+        outcome = publish_day(LocalStorage(out / "storage"), catalog, staged_day_from(result))
+        return {"files": outcome.files, "rows": outcome.rows, "bytes_csv": outcome.bytes_csv,
+                "bytes_stored": outcome.bytes_stored, "partition_seconds": round(partitioned - started, 2),
+                "publish_seconds": round(time.perf_counter() - partitioned, 2), "timings": outcome.timings,
+                "partition_timings": result.timings}
     if variant == "ours-publish":
         from serving.catalog import Catalog
         from serving.cli import run_publish
@@ -334,6 +361,16 @@ def report(records: int, best: dict[str, dict]) -> None:
         print(
             f"| {variant} | {r['seconds']:.2f} | {r['cpu_seconds']:.1f} | {r['peak_mb']:,} | {r.get('files', '')} | {rows} | {ratio} |"
         )
+    for label, base, extended in (
+        ("particionamento", "ours-gzip", "ours-gzip-parquet"),
+        ("publicação completa", "ours-publish-csv", "ours-publish-all"),
+    ):
+        a, b = best.get(base, {}), best.get(extended, {})
+        if "seconds" in a and "seconds" in b and "error" not in a and "error" not in b:
+            print(
+                f"\nParquet + indicadores, {label}: {b['seconds']:.2f} s contra {a['seconds']:.2f} s "
+                f"(+{(b['seconds'] / a['seconds'] - 1) * 100:.0f}%), pico {b['peak_mb']:,} MB contra {a['peak_mb']:,} MB"
+            )
 
 
 if __name__ == "__main__":

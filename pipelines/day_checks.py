@@ -294,19 +294,26 @@ def staged_files_intact(work: DayWork) -> CheckOutcome:
         hint = " (já publicados e removidos da preparação: veja as verificações da publicação)" if published else ""
         return _fail(f"os arquivos preparados não estão em {work.files_dir}{hint}")
     files = list(result.files) + ([result.empty_file] if result.empty_file is not None else [])
+    # Each file and its representations (Parquet, a UF's indicators): (name, path, size, SHA-256).
+    expected = [
+        item
+        for f in files
+        for item in [(f.file_name, f.path, f.bytes_stored, f.sha256_stored)]
+        + [(r.file_name, r.path, r.bytes, r.sha256) for r in f.representations]
+    ]
     problems = []
     bytes_read = 0
-    for f in files:
-        if not f.path.is_file():
-            problems.append(f"{f.file_name}: não existe")
+    for name, path, stored_bytes, stored_sha256 in expected:
+        if not path.is_file():
+            problems.append(f"{name}: não existe")
             continue
-        size = f.path.stat().st_size
+        size = path.stat().st_size
         bytes_read += size
-        if size != f.bytes_stored:
-            problems.append(f"{f.file_name}: {size} bytes, o particionador gravou {f.bytes_stored}")
-        elif sha256_file(f.path) != f.sha256_stored:
-            problems.append(f"{f.file_name}: SHA-256 diferente do gravado pelo particionador")
-    known = {f.file_name for f in files}
+        if size != stored_bytes:
+            problems.append(f"{name}: {size} bytes, o particionador gravou {stored_bytes}")
+        elif sha256_file(path) != stored_sha256:
+            problems.append(f"{name}: SHA-256 diferente do gravado pelo particionador")
+    known = {name for name, *_ in expected}
     problems += [f"{p.name}: arquivo que o particionador não gravou" for p in sorted(work.files_dir.iterdir()) if p.name not in known]
     metadata = {"arquivos": len(files), "bytes verificados": bytes_read}
     if problems:

@@ -40,7 +40,7 @@ from typing import Any
 from pydantic import Field
 
 from pipelines.extract import ExtractCounts, extract, read_counts
-from pipelines.partition import PartitionedFile, PartitionResult, partition_day
+from pipelines.partition import PartitionedFile, PartitionResult, Representation, partition_day
 from pipelines.settings import PipelineSettings
 from pipelines.sources import Source
 
@@ -144,6 +144,12 @@ def _file_record(f: PartitionedFile) -> dict[str, Any]:
         "sha256_stored": f.sha256_stored,
         "content_type": f.content_type,
         "content_encoding": f.content_encoding,
+        # Issue 12: the file's Parquet and, for a UF file, its indicator table.
+        "representations": [
+            {"kind": r.kind, "file_name": r.file_name, "rows": r.rows, "bytes": r.bytes, "sha256": r.sha256,
+             "content_type": r.content_type}
+            for r in f.representations
+        ],
     }
 
 
@@ -200,7 +206,11 @@ def load_staged(work: DayWork) -> PartitionResult:
         raise FlowError(f"{work.partition_record} em formato desconhecido: {record.get('format')!r}")
 
     def staged(entry: dict[str, Any]) -> PartitionedFile:
-        return PartitionedFile(day=work.day, path=work.files_dir / entry["file_name"], **entry)
+        entry = dict(entry)
+        representations = tuple(
+            Representation(path=work.files_dir / r["file_name"], **r) for r in entry.pop("representations", [])
+        )
+        return PartitionedFile(day=work.day, path=work.files_dir / entry["file_name"], representations=representations, **entry)
 
     return PartitionResult(
         day=work.day,

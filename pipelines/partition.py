@@ -35,6 +35,11 @@ vínculo suffix; each target's slice goes to a writer thread that hashes it
 depend on the batching), to the target's staging file. Memory stays bounded by
 the batch size plus less than one gzip piece per target; the writer thread
 overlaps compression, hashing and I/O with the next batch's serialisation.
+
+Beside each CSV (issue 12): its typed Parquet (the same routed rows, spilled once
+per batch and written per file at the end, ``_ParquetSpill``), and for each UF
+the day's indicator table (``pipelines.indicators``, counted from the same
+per-record places); both become the file's ``representations``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -60,6 +66,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import contract, csv_format, reference
+from pipelines import indicators as day_indicators
 from pipelines.extract import ExtractCounts, read_counts
 from serving.storage import sha256_file
 
@@ -110,6 +117,21 @@ def targets() -> tuple[FileTarget, ...]:
 
 
 @dataclass(frozen=True)
+class Representation:
+    """Another form of a file's content, published beside it under the same version:
+    the typed Parquet (``parquet``), and for UF files the day's indicator table
+    (``indicadores.csv``, ``indicadores.parquet``)."""
+
+    kind: str
+    file_name: str
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class PartitionedFile:
     """One staged file of a day and what publication needs to know about it."""
 
@@ -127,6 +149,7 @@ class PartitionedFile:
     sha256_stored: str
     content_type: str
     content_encoding: str | None = None
+    representations: tuple[Representation, ...] = ()
 
 
 @dataclass
@@ -149,6 +172,13 @@ class PartitionResult:
     @property
     def rows(self) -> int:
         return sum(f.rows for f in self.files)
+
+    @property
+    def table_schemas(self) -> dict:
+        """The columns' schemas for the day's data package (``pipelines.datapackage``)."""
+        from pipelines import datapackage
+
+        return datapackage.table_schemas()
 
     @property
     def bytes_csv(self) -> int:
@@ -240,9 +270,9 @@ class _Routing:
         codes = np.where((codes > 0) & (codes < 1_000_000) & (frame[name].str.len_bytes() == 6).fill_null(False).to_numpy(), codes, 0)
         return self.muni_target[codes]
 
-    def route(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(target, row, vínculo) of every line the batch puts in a file, sorted by target then row."""
-        n = frame.height
+    def places(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per record: the target of its establishment's municipality and UF, and of its
+        residence's municipality and UF (``-1``: no residence there)."""
         est_t = self._municipio(frame, "co_municipio_estabelecimento")
         if (est_t < 0).any():
             bad = int(np.flatnonzero(est_t < 0)[0])
@@ -258,7 +288,14 @@ class _Routing:
         )
         est_u = self.target_uf[est_t]
         res_u = np.where(res_t >= 0, self.target_uf[np.maximum(res_t, 0)], np.where(foreign, -1, declared_uf))
+        return est_t, res_t, est_u, res_u
 
+    def route(
+        self, frame: pl.DataFrame, places: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(target, row, vínculo) of every line the batch puts in a file, sorted by target then row."""
+        n = frame.height
+        est_t, res_t, est_u, res_u = places if places is not None else self.places(frame)
         rows = np.arange(n, dtype=np.int64)
         by_res_uf = (res_u >= 0) & (res_u != est_u)
         by_res_muni = (res_t >= 0) & (res_t != est_t)
@@ -471,6 +508,110 @@ class _Writer(threading.Thread):
         self.jobs.put(job)
 
 
+# -- the typed Parquet -----------------------------------------------------------------------
+
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+PARQUET_COMPRESSION = "zstd"
+PARQUET_ROW_GROUP_ROWS = 128 * 1024
+_VINCULO_TEXT = pa.array([v.value for v in _VINCULOS], pa.large_string())
+
+
+def parquet_schema() -> pa.Schema:
+    """The published Parquet's columns: the file's 57, codes and text as strings, dates as dates."""
+    return pa.schema(
+        [pa.field(name, pa.date32() if name in contract.DATE_COLUMNS else pa.large_string()) for name in contract.FILE_COLUMNS]
+    )
+
+
+def parquet_name(operation: str, day: dt.date) -> str:
+    return f"{operation}_{day}.parquet"
+
+
+class _ParquetSpill:
+    """The typed rows of every file, in file order, for the Parquet files.
+
+    Each batch's rows are gathered once (by polars, with the same routing as the CSV
+    lines, sorted by target then row) and appended to an uncompressed Arrow IPC file
+    in the staging directory, with each target's (batch, start, end). At the end the
+    file is memory-mapped and each target's slices, zero-copy, become its Parquet
+    file. Memory stays bounded by the largest file; the page cache holds the spill.
+
+    The cost is per file far more than per row: about 2 ms of CPU for a Parquet of
+    57 columns, whatever its size (a whole day in one file costs less than a
+    thousand small ones); bench/README.md has the figures."""
+
+    def __init__(self, staging: Path):
+        self.path = staging / "_linhas-tipadas.arrow"
+        self.schema = parquet_schema()
+        self.sink = pa.OSFile(str(self.path), "wb")
+        self.writer = pa.ipc.new_file(self.sink, self.schema)
+        self.slices: dict[int, list[tuple[int, int, int]]] = {}
+        self.batches = 0
+
+    def add(self, frame: pl.DataFrame, target: np.ndarray, row: np.ndarray, vinculo: np.ndarray) -> None:
+        # One gather by polars (multi-threaded), one conversion to Arrow.
+        typed = frame.select(contract.SOURCE_COLUMNS)[pl.Series(row)].to_arrow(compat_level=pl.CompatLevel.oldest())
+        columns = [typed.column(name).cast(self.schema.field(name).type) for name in contract.SOURCE_COLUMNS]
+        columns.append(pc.take(_VINCULO_TEXT, pa.array(vinculo)))
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+        bounds = np.flatnonzero(np.diff(target)) + 1
+        starts = np.concatenate([[0], bounds])
+        ends = np.concatenate([bounds, [len(target)]])
+        batch = self.batches
+        for index, start, end in zip(target[starts].tolist(), starts.tolist(), ends.tolist()):
+            self.slices.setdefault(index, []).append((batch, start, end))
+        self.batches += 1
+
+    def write_files(self, staging: Path, day: dt.date, wanted: dict[int, str], threads: int = 2) -> dict[int, Representation]:
+        """One Parquet per target in ``wanted`` (index → operation); targets without rows get an empty one."""
+        self.writer.close()
+        self.sink.close()
+        reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+
+        def one(item: tuple[int, str]) -> tuple[int, Representation]:
+            index, operation = item
+            pieces = [batches[b].slice(start, end - start) for b, start, end in self.slices.get(index, [])]
+            table = pa.Table.from_batches(pieces, schema=self.schema)
+            return index, write_parquet(table, staging / parquet_name(operation, day))
+
+        try:
+            if threads <= 1:
+                return dict(map(one, sorted(wanted.items())))
+            with ThreadPoolExecutor(threads, thread_name_prefix="vacina-d1-parquet") as pool:
+                return dict(pool.map(one, sorted(wanted.items())))
+        finally:
+            del reader, batches
+            self.path.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        try:
+            self.writer.close()
+            self.sink.close()
+        except (pa.ArrowException, OSError):
+            pass
+        self.path.unlink(missing_ok=True)
+
+
+# Column statistics pay off on large files (row-group pruning); on a small one
+# (most municipality files hold tens to hundreds of rows) they are a good part of
+# the writing time and of the bytes.
+PARQUET_STATISTICS_MIN_ROWS = 2_000
+
+
+def write_parquet(table: pa.Table, path: Path) -> Representation:
+    # Polars' writer: about half pyarrow's fixed cost per file (bench/README.md).
+    pl.from_arrow(table).write_parquet(
+        path,
+        compression=PARQUET_COMPRESSION,
+        statistics=table.num_rows >= PARQUET_STATISTICS_MIN_ROWS,
+        row_group_size=PARQUET_ROW_GROUP_ROWS,
+    )
+    return Representation(
+        "parquet", path.name, path, table.num_rows, path.stat().st_size, sha256_file(path), PARQUET_CONTENT_TYPE
+    )
+
+
 # -- the day ------------------------------------------------------------------------------
 
 
@@ -573,6 +714,34 @@ def _serialise(frame: pl.DataFrame, sink: _ReusedBuffer) -> pa.LargeStringArray:
     return pa.LargeStringArray.from_buffers(n + 4, pa.py_buffer(offsets), data)
 
 
+def _add_representations(
+    files: list[PartitionedFile],
+    staging: Path,
+    day: dt.date,
+    spill: _ParquetSpill | None,
+    tallies: "day_indicators.Accumulator | None",
+    timings: dict[str, float],
+) -> list[PartitionedFile]:
+    """Each file with its Parquet, and each UF file with its indicator table."""
+    extra: dict[str, list[Representation]] = {f.operation: [] for f in files}
+    if spill is not None:
+        tick = time.perf_counter()
+        index_of = {t.operation: t.index for t in targets()}
+        written = spill.write_files(staging, day, {index_of[f.operation]: f.operation for f in files})
+        for f in files:
+            extra[f.operation].append(written[index_of[f.operation]])
+        timings["parquet"] += time.perf_counter() - tick
+    if tallies is not None:
+        tick = time.perf_counter()
+        uf_files = {f.uf: f for f in files if f.scope_kind == SCOPE_UF}
+        for uf, table in tallies.tables(day, targets(), sorted(uf_files)).items():
+            operation = uf_files[uf].operation
+            for w in day_indicators.write(table, staging, f"{operation}_{day}_indicadores"):
+                extra[operation].append(Representation(w.kind, w.file_name, w.path, w.rows, w.bytes, w.sha256, w.content_type))
+        timings["indicators"] += time.perf_counter() - tick
+    return [dataclasses.replace(f, representations=tuple(extra[f.operation])) for f in files]
+
+
 def partition_day(
     input_path: str | os.PathLike,
     staging_dir: str | os.PathLike,
@@ -583,11 +752,15 @@ def partition_day(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     flush_bytes: int = DEFAULT_FLUSH_BYTES,
     writers: int = 1,
+    parquet: bool = True,
+    indicators: bool = True,
 ) -> PartitionResult:
     """Partition the canonical staging file of ``day`` into ``staging_dir`` (which
     must not exist yet or be empty). With ``uf``, only that UF's file and its
     municipalities' files (the rest of the day is left alone). ``gzip_level=None``
-    writes plain CSV (the bench's uncompressed measure)."""
+    writes plain CSV (the bench's uncompressed measure). ``parquet`` adds each file's
+    typed Parquet, ``indicators`` each UF's indicator table (CSV and Parquet), as the
+    files' representations."""
     started = time.perf_counter()
     input_path = Path(input_path)
     counts = inspect_input(input_path, day)
@@ -611,6 +784,12 @@ def partition_day(
     sink = _ReusedBuffer()
     records = 0
     timings = {"read": 0.0, "serialise": 0.0, "route": 0.0, "gather": 0.0, "handoff": 0.0}
+    spill = _ParquetSpill(staging) if parquet else None
+    tallies = day_indicators.Accumulator() if indicators else None
+    if spill is not None:
+        timings["parquet"] = 0.0
+    if tallies is not None:
+        timings["indicators"] = 0.0
     finished = False
     try:
         # Every UF in scope gets its file, even when nobody is in it.
@@ -629,8 +808,17 @@ def partition_day(
             lines = _serialise(frame, sink)
             timings["serialise"] += time.perf_counter() - tick
             tick = time.perf_counter()
-            target, row, vinculo = routing.route(frame)
+            places = routing.places(frame)
+            target, row, vinculo = routing.route(frame, places)
             timings["route"] += time.perf_counter() - tick
+            if tallies is not None:
+                tick = time.perf_counter()
+                tallies.add(frame, *places)
+                timings["indicators"] += time.perf_counter() - tick
+            if spill is not None and len(target):
+                tick = time.perf_counter()
+                spill.add(frame, target, row, vinculo)
+                timings["parquet"] += time.perf_counter() - tick
             tick = time.perf_counter()
             if not len(target):
                 continue
@@ -667,16 +855,19 @@ def partition_day(
         for writer in pool:
             if writer.error is not None:
                 raise writer.error
+        files = sorted((f for writer in pool for f in writer.results), key=lambda f: f.operation)
+        files = _add_representations(files, staging, day, spill, tallies, timings)
         finished = True
     finally:
         if not finished:
+            if spill is not None:
+                spill.discard()
             for writer in pool:
                 if writer.is_alive():
                     writer.jobs.put(None)
             for writer in pool:
                 writer.join()
             shutil.rmtree(staging, ignore_errors=True)
-    files = sorted((f for writer in pool for f in writer.results), key=lambda f: f.operation)
     empty = _TargetFile(
         FileTarget(-1, "", "", "", None),
         staging / EMPTY_FILE_NAME.format(suffix=".csv.gz" if gzip_level is not None else ".csv"),
@@ -684,6 +875,9 @@ def partition_day(
         flush_bytes,
         _FdCache(16),
     ).finish(day)
+    if parquet:
+        empty_parquet = write_parquet(parquet_schema().empty_table(), staging / EMPTY_FILE_NAME.format(suffix=".parquet"))
+        empty = dataclasses.replace(empty, representations=(empty_parquet,))
     if counts.valid != records:
         raise PartitionInputError(f"a entrada tem {records} registros, os contadores da extração dizem {counts.valid}")
     return PartitionResult(

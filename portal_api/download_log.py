@@ -47,6 +47,8 @@ HASHED_FIELDS = (
     "prev_hash",
 )
 DOMAIN = "vacina-d1/download-log/v1"
+# Hashed only when filled (added later: earlier entries keep their hashes).
+OPTIONAL_HASHED_FIELDS = ("delivered_sha256",)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -64,6 +66,7 @@ def _canonical_value(value: Any) -> Any:
 
 def canonical(fields: dict[str, Any]) -> bytes:
     payload = {"domain": DOMAIN, **{name: _canonical_value(fields[name]) for name in HASHED_FIELDS}}
+    payload.update({name: fields[name] for name in OPTIONAL_HASHED_FIELDS if fields.get(name) is not None})
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -101,6 +104,7 @@ def append(
     range_end: int | None = None,
     client_address: str | None = None,
     now: dt.datetime | None = None,
+    delivered_sha256: str | None = None,
 ) -> DownloadLogEntry:
     """Write one entry in its own transaction (committed when this returns)."""
     created_at = _utc(now or dt.datetime.now(dt.timezone.utc))
@@ -122,6 +126,7 @@ def append(
             "client_address": (client_address or None) and client_address[:64],
             "created_at": created_at,
             "prev_hash": head.last_hash,
+            "delivered_sha256": delivered_sha256,
         }
         entry = DownloadLogEntry(**fields, entry_hash=entry_hash(fields))
         session.add(entry)
@@ -152,7 +157,7 @@ class Verification:
 
 def verify(engine: sa.Engine, *, batch: int = 5000) -> Verification:
     """Walk the whole chain in id order; stop at the first entry that does not check out."""
-    columns = [getattr(DownloadLogEntry, name) for name in (*HASHED_FIELDS, "entry_hash")]
+    columns = [getattr(DownloadLogEntry, name) for name in (*HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS, "entry_hash")]
     expected_id, previous, count = 1, GENESIS_HASH, 0
     with engine.connect() as conn:
         head = conn.execute(sa.select(DownloadLogHead.last_id, DownloadLogHead.last_hash).where(DownloadLogHead.id == 1)).one_or_none()

@@ -178,6 +178,8 @@ class DownloadLogEntry(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("portal_user.id"))
     credential_id: Mapped[int] = mapped_column(sa.ForeignKey("credential.id"))
     representation: Mapped[str] = mapped_column(sa.String(16))
+    # SHA-256 of what was sent when it is not the stored .csv.gz (the Parquet's): migration 0004.
+    delivered_sha256: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     delivery: Mapped[str] = mapped_column(sa.String(16))
     range_start: Mapped[int | None] = mapped_column(sa.BigInteger)
     range_end: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -95,7 +95,9 @@ class DownloadOut(Out):
     downloaded_at_local: str = Field(description="Data e hora como exibidas no portal: `DD/MM/AAAA HH:MM:SS`.")
     file_id: int = Field(description="A versão do arquivo baixada.")
     file_version: int
-    representation: Literal["csv.gz", "csv"] = Field(description="O que foi entregue: o arquivo comprimido ou o CSV.")
+    representation: Literal["csv.gz", "csv", "parquet"] = Field(
+        description="O que foi entregue: o arquivo comprimido, o CSV ou o Parquet tipado."
+    )
     delivery: Literal["stream", "redirect"] = Field(description="Entregue pela API ou por URL pré-assinada do armazenamento.")
     range: str | None = Field(description="O intervalo de bytes pedido (`bytes=início-fim`), quando foi uma continuação.")
 
@@ -187,3 +189,33 @@ class RefreshOut(Out):
 
 class HealthOut(Out):
     status: Literal["ok"] = "ok"
+
+
+class IndicatorDayOut(Out):
+    """Um dia do mês nos indicadores."""
+
+    date: dt.date = Field(description="Dia de entrada na RNDS.")
+    published: bool = Field(description="Se o dia tem publicação corrente (falso: dia ausente).")
+    doses_ocorrencia: int | None = Field(description="Doses aplicadas no território (estabelecimento nele); nulo sem publicação.")
+    doses_residencia: int | None = Field(description="Doses de residentes no território, aplicadas onde for; nulo sem publicação.")
+
+
+class VaccineCountOut(Out):
+    co_vacina: str = Field(description="Código do imunobiológico.")
+    sg_vacina: str = Field(description="Sigla do imunobiológico.")
+    doses: int = Field(description="Doses aplicadas no território no mês.")
+
+
+class IndicatorsOut(Out):
+    """A série do mês de uma operação: doses por dia e as vacinas mais aplicadas, contadas uma vez por registro
+    (registros `final`, sem excluídos), das tabelas de indicadores publicadas com os arquivos."""
+
+    operation: str
+    uf: str
+    ibge6: str | None = Field(description="Município da operação municipal; nulo na operação da UF.")
+    year: int
+    month: int
+    total_ocorrencia: int = Field(description="Doses aplicadas no território no mês.")
+    days: list[IndicatorDayOut]
+    top_vacinas: list[VaccineCountOut]
+    chart_url: str = Field(description="O gráfico do mês em SVG (desenhado no servidor).")

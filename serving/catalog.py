@@ -1,10 +1,12 @@
 """The catalog of published files: what the portal lists and serves.
 
-Two tables. A ``publication`` is one committed publication of a day (all UFs,
+Three tables. A ``publication`` is one committed publication of a day (all UFs,
 or one UF re-run alone), numbered per day, with its manifest and the day's
 source counts. A ``published_file`` is one version of one file (an operation
 and a day); exactly one version per operation and day is current. Versions are
-never deleted, so an old version stays addressable for audit.
+never deleted, so an old version stays addressable for audit. A
+``published_representation`` is another form of a file version's content (its
+typed Parquet; a UF file's indicator table), committed with it.
 
 The catalog transaction that marks a publication's files current is the commit
 point of a publication: until it commits, the portal lists the previous version.
@@ -99,6 +101,53 @@ class PublishedFile(Base):
     layout_version: Mapped[str] = mapped_column(sa.String(64))
     published_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
     is_current: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+
+
+class PublishedRepresentation(Base):
+    """Another form of a published file's content (migration 0003): ``parquet`` beside
+    every CSV; ``indicadores.csv`` and ``indicadores.parquet`` beside every UF file."""
+
+    __tablename__ = "published_representation"
+    __table_args__ = (
+        sa.UniqueConstraint("published_file_id", "kind", name="uq_published_representation_file_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    published_file_id: Mapped[int] = mapped_column(sa.ForeignKey("published_file.id"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    object_key: Mapped[str] = mapped_column(sa.String(512), unique=True)
+    file_name: Mapped[str] = mapped_column(sa.String(255))
+    rows: Mapped[int] = mapped_column(sa.BigInteger)
+    bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    content_type: Mapped[str] = mapped_column(sa.String(128))
+
+
+@dataclass(frozen=True)
+class RepresentationRecord:
+    published_file_id: int
+    kind: str
+    object_key: str
+    file_name: str
+    rows: int
+    bytes: int
+    sha256: str
+    content_type: str
+
+    @classmethod
+    def of(cls, row: PublishedRepresentation) -> "RepresentationRecord":
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "object_key": self.object_key,
+            "file_name": self.file_name,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+        }
 
 
 @dataclass(frozen=True)
@@ -255,6 +304,28 @@ class Catalog:
         with self.session() as session:
             return [FileRecord.of(row) for row in session.scalars(query)]
 
+    def representations(self, file_ids: Sequence[int]) -> dict[int, list[RepresentationRecord]]:
+        """The representations of each file (by file id), in kind order."""
+        result: dict[int, list[RepresentationRecord]] = {file_id: [] for file_id in file_ids}
+        with self.session() as session:
+            for chunk in _chunks(list(file_ids)):
+                query = (
+                    sa.select(PublishedRepresentation)
+                    .where(PublishedRepresentation.published_file_id.in_(chunk))
+                    .order_by(PublishedRepresentation.published_file_id, PublishedRepresentation.kind)
+                )
+                for row in session.scalars(query):
+                    result[row.published_file_id].append(RepresentationRecord.of(row))
+        return result
+
+    def representation(self, file_id: int, kind: str) -> RepresentationRecord | None:
+        query = sa.select(PublishedRepresentation).where(
+            PublishedRepresentation.published_file_id == file_id, PublishedRepresentation.kind == kind
+        )
+        with self.session() as session:
+            row = session.scalars(query).one_or_none()
+            return RepresentationRecord.of(row) if row is not None else None
+
     def latest_publication(self, day: dt.date) -> Publication | None:
         query = sa.select(Publication).where(Publication.day == day).order_by(Publication.version.desc()).limit(1)
         with self.session() as session:
@@ -347,10 +418,23 @@ class Catalog:
                 row = Publication(**{**publication, "published_at": now})
                 session.add(row)
                 session.flush()
+                extra = {f["object_key"]: f.get("representations") or () for f in files}
                 if files:
                     session.execute(
                         sa.insert(PublishedFile),
-                        [{**f, "publication_id": row.id, "published_at": now, "is_current": True} for f in files],
+                        [
+                            {**{k: v for k, v in f.items() if k != "representations"}, "publication_id": row.id,
+                             "published_at": now, "is_current": True}
+                            for f in files
+                        ],
+                    )
+                if any(extra.values()):
+                    ids = session.execute(
+                        sa.select(PublishedFile.object_key, PublishedFile.id).where(PublishedFile.publication_id == row.id)
+                    ).all()
+                    session.execute(
+                        sa.insert(PublishedRepresentation),
+                        [{**r, "published_file_id": file_id} for key, file_id in ids for r in extra[key]],
                     )
                 step("catalog_inserted")
                 return row.id
@@ -361,8 +445,12 @@ class Catalog:
         """Every object key the catalog points at (all versions, and manifests)."""
         files = sa.select(PublishedFile.object_key)
         manifests = sa.select(Publication.manifest_key)
+        representations = sa.select(PublishedRepresentation.object_key).join(
+            PublishedFile, PublishedFile.id == PublishedRepresentation.published_file_id
+        )
         if day is not None:
             files = files.where(PublishedFile.day == day)
             manifests = manifests.where(Publication.day == day)
+            representations = representations.where(PublishedFile.day == day)
         with self.session() as session:
-            return set(session.scalars(files)) | set(session.scalars(manifests))
+            return set(session.scalars(files)) | set(session.scalars(manifests)) | set(session.scalars(representations))

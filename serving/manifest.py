@@ -2,7 +2,9 @@
 file of the day after that publication, with what anyone needs to check and
 reconcile it: operation, scope, date, version, rows, sizes, the SHA-256 of the
 stored object and of the uncompressed CSV, the layout version, the object key,
-and the day's source counts (read = valid + quarantined, top reasons).
+the file's representations (its typed Parquet; for a UF file, the day's indicator
+table as CSV and Parquet), each with its key, size and SHA-256, and the day's
+source counts (read = valid + quarantined, top reasons).
 
 Serialisation is deterministic (sorted keys, files sorted by operation, no wall
 clock inside: the catalog keeps ``published_at``), so the same publication
@@ -40,6 +42,8 @@ class ManifestFile:
     content_type: str
     content_encoding: str | None
     changed: bool  # written by this publication (else an earlier one, still current)
+    # The file's other forms, same version: kind, object_key, file_name, rows, bytes, sha256, content_type.
+    representations: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class ManifestFile:
             "content_type": self.content_type,
             "content_encoding": self.content_encoding,
             "changed_in_this_publication": self.changed,
+            "representations": [dict(r) for r in sorted(self.representations, key=lambda r: r["kind"])],
         }
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from serving import datapackage
 from serving import manifest as manifests
 from serving.catalog import Catalog, FileRecord, PublicationConflict, utcnow
 from serving.storage import ObjectNotFound, Storage, StorageError
@@ -54,6 +55,23 @@ STEPS = ("planned", "uploaded", "verified", "manifest_written", "catalog_flipped
 
 class PublishError(Exception):
     """A publication that could not complete: one line saying why (nothing was committed)."""
+
+
+@dataclass(frozen=True)
+class StagedRepresentation:
+    """Another form of a staged file's content (its typed Parquet, a UF's indicators)."""
+
+    kind: str
+    file_name: str
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+    content_type: str
+
+    @classmethod
+    def of(cls, staged: Any) -> "StagedRepresentation":
+        return cls(**{name: getattr(staged, name) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -71,11 +89,14 @@ class StagedFile:
     sha256_stored: str
     content_type: str
     content_encoding: str | None = None
+    representations: tuple[StagedRepresentation, ...] = ()
 
     @classmethod
     def of(cls, staged: Any) -> "StagedFile":
         """From any object with these attributes (e.g. ``pipelines.partition.PartitionedFile``)."""
-        return cls(**{name: getattr(staged, name) for name in cls.__dataclass_fields__})
+        values = {name: getattr(staged, name) for name in cls.__dataclass_fields__ if name != "representations"}
+        values["representations"] = tuple(StagedRepresentation.of(r) for r in getattr(staged, "representations", ()))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,8 @@ class StagedDay:
     # The header-only file (any operation): the content given to operations that lost all records.
     empty_file: StagedFile | None = None
     reason_labels: Mapping[str, str] | None = None
+    # Table Schemas ("registros", "indicadores") for the day's data package (serving.datapackage).
+    table_schemas: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -116,6 +139,32 @@ class _Change:
     version: int
     key: str
     previous_version: int | None
+    # (representation, its object key), under the same version prefix as the file.
+    representations: tuple[tuple[StagedRepresentation, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Object:
+    """One object to upload and verify: a file or one of its representations."""
+
+    key: str
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+    content_encoding: str | None
+    metadata: Mapping[str, str]
+
+
+def _objects(change: _Change) -> list[_Object]:
+    f = change.staged
+    objects = [
+        _Object(change.key, f.path, f.bytes_stored, f.sha256_stored, f.content_type, f.content_encoding,
+                {"sha256": f.sha256_stored, "sha256-csv": f.sha256_csv})
+    ]
+    for r, key in change.representations:
+        objects.append(_Object(key, r.path, r.bytes, r.sha256, r.content_type, None, {"sha256": r.sha256}))
+    return objects
 
 
 def object_key(day: dt.date, operation: str, version: int, attempt: str, file_name: str) -> str:
@@ -176,6 +225,12 @@ class Publisher:
                     uf=record.uf,
                     ibge6=record.ibge6,
                     file_name=record.file_name,
+                    # The header-only Parquet is named after the file it stands beside.
+                    representations=tuple(
+                        replace(r, file_name=record.file_name.removesuffix(".gz").removesuffix(".csv") + ".parquet")
+                        for r in staged.empty_file.representations
+                        if r.kind == "parquet"
+                    ),
                 )
             )
         return files
@@ -183,18 +238,28 @@ class Publisher:
     def _plan(self, staged: StagedDay, attempt: str) -> tuple[list[_Change], list[StagedFile], dict[str, FileRecord]]:
         current = self.catalog.current_by_operation(staged.day)
         max_versions = self.catalog.max_versions(staged.day)
+        kinds = {
+            file_id: {r.kind for r in reps}
+            for file_id, reps in self.catalog.representations([r.id for r in current.values()]).items()
+        }
         files = self._scope_files(staged, current)
         changes = []
         for f in files:
             record = current.get(f.operation)
-            if record is not None and record.sha256_csv == f.sha256_csv and record.layout_version == staged.layout_version:
+            if (
+                record is not None
+                and record.sha256_csv == f.sha256_csv
+                and record.layout_version == staged.layout_version
+                and kinds.get(record.id, set()) == {r.kind for r in f.representations}
+            ):
                 continue
             version = max_versions.get(f.operation, 0) + 1
             key = object_key(staged.day, f.operation, version, attempt, f.file_name)
-            changes.append(_Change(f, version, key, record.version if record is not None else None))
+            extra = tuple((r, object_key(staged.day, f.operation, version, attempt, r.file_name)) for r in f.representations)
+            changes.append(_Change(f, version, key, record.version if record is not None else None, extra))
         return changes, files, current
 
-    def _map(self, function: Callable[[_Change], Any], changes: Sequence[_Change]) -> None:
+    def _map(self, function: Callable[[Any], Any], changes: Sequence[Any]) -> None:
         if self.threads == 1 or len(changes) < 2:
             for change in changes:
                 function(change)
@@ -203,42 +268,42 @@ class Publisher:
             for _ in pool.map(function, changes):
                 pass
 
-    def _upload(self, change: _Change, uploaded_at: str) -> None:
-        f = change.staged
+    def _upload(self, item: _Object, uploaded_at: str) -> None:
         self.storage.put_file(
-            change.key,
-            f.path,
-            content_type=f.content_type,
-            content_encoding=f.content_encoding,
-            metadata={"sha256": f.sha256_stored, "sha256-csv": f.sha256_csv, "uploaded-at": uploaded_at},
+            item.key,
+            item.path,
+            content_type=item.content_type,
+            content_encoding=item.content_encoding,
+            metadata={**item.metadata, "uploaded-at": uploaded_at},
         )
 
-    def _verify(self, change: _Change) -> None:
+    def _verify(self, item: _Object) -> None:
         """Read the object back (one GET): its size and SHA-256 must be the staged ones."""
-        f = change.staged
         digest = hashlib.sha256()
         size = 0
         try:
-            for chunk in self.storage.iter_range(change.key):
+            for chunk in self.storage.iter_range(item.key):
                 digest.update(chunk)
                 size += len(chunk)
         except ObjectNotFound:
-            raise PublishError(f"objeto enviado não encontrado na verificação: {change.key}") from None
-        if size != f.bytes_stored or digest.hexdigest() != f.sha256_stored:
+            raise PublishError(f"objeto enviado não encontrado na verificação: {item.key}") from None
+        if size != item.size or digest.hexdigest() != item.sha256:
             raise PublishError(
-                f"objeto {change.key} não confere com o preparado "
-                f"(SHA-256 {digest.hexdigest()[:12]}…, esperado {f.sha256_stored[:12]}…)"
+                f"objeto {item.key} não confere com o preparado "
+                f"(SHA-256 {digest.hexdigest()[:12]}…, esperado {item.sha256[:12]}…)"
             )
 
     def _manifest(
         self, staged: StagedDay, version: int, attempt: str, changes: Sequence[_Change], current: dict[str, FileRecord]
     ) -> tuple[str, str]:
         entries: dict[str, manifests.ManifestFile] = {}
+        current_representations = self.catalog.representations([r.id for r in current.values()])
         for operation, r in current.items():
             entries[operation] = manifests.ManifestFile(
                 r.operation, r.scope_kind, r.uf, r.ibge6, r.day, r.version, r.rows, r.bytes_csv, r.bytes_stored,
                 r.sha256_stored, r.sha256_csv, r.layout_version, r.object_key, r.file_name, r.content_type,
                 r.content_encoding, changed=False,
+                representations=tuple(x.to_json() for x in current_representations.get(r.id, [])),
             )
         for c in changes:
             f = c.staged
@@ -246,6 +311,7 @@ class Publisher:
                 f.operation, f.scope_kind, f.uf, f.ibge6, staged.day, c.version, f.rows, f.bytes_csv, f.bytes_stored,
                 f.sha256_stored, f.sha256_csv, staged.layout_version, c.key, f.file_name, f.content_type,
                 f.content_encoding, changed=True,
+                representations=tuple(_representation_row(r, key) for r, key in c.representations),
             )
         document = manifests.build(
             day=staged.day,
@@ -266,6 +332,9 @@ class Publisher:
         if self.storage.sha256(key) != digest:
             raise PublishError(f"manifesto {key} não confere depois de gravado")
         return key, digest
+
+    def _current_view(self, staged: StagedDay) -> None:
+        datapackage.refresh_quietly(self.storage, self.catalog, staged.day, staged.table_schemas)
 
     # -- the whole ---------------------------------------------------------------------------
 
@@ -288,18 +357,20 @@ class Publisher:
         timings["plan"] = time.perf_counter() - tick
         self.on_step("planned")
         if not changes:
+            self._current_view(staged)
             outcome.seconds = round(time.perf_counter() - started, 3)
             outcome.timings = {k: round(v, 3) for k, v in timings.items()}
             return outcome
 
         tick = time.perf_counter()
         uploaded_at = _iso(utcnow())
-        self._map(lambda c: self._upload(c, uploaded_at), changes)
+        objects = [item for c in changes for item in _objects(c)]
+        self._map(lambda item: self._upload(item, uploaded_at), objects)
         timings["upload"] = time.perf_counter() - tick
         self.on_step("uploaded")
 
         tick = time.perf_counter()
-        self._map(self._verify, changes)
+        self._map(self._verify, objects)
         timings["verify"] = time.perf_counter() - tick
         self.on_step("verified")
 
@@ -345,6 +416,7 @@ class Publisher:
                 "content_type": c.staged.content_type,
                 "content_encoding": c.staged.content_encoding,
                 "layout_version": staged.layout_version,
+                "representations": [_representation_row(r, key) for r, key in c.representations],
             }
             for c in changes
         ]
@@ -359,12 +431,22 @@ class Publisher:
             raise PublishError(f"{exc}; nada foi alterado, publique de novo") from exc
         timings["commit"] = time.perf_counter() - tick
         self.on_step("committed")
+        tick = time.perf_counter()
+        self._current_view(staged)
+        timings["current_view"] = time.perf_counter() - tick
         outcome.publication_id = publication_id
         outcome.publication_version = version
         outcome.manifest_key = key
         outcome.seconds = round(time.perf_counter() - started, 3)
         outcome.timings = {k: round(v, 3) for k, v in timings.items()}
         return outcome
+
+
+def _representation_row(r: StagedRepresentation, key: str) -> dict[str, Any]:
+    return {
+        "kind": r.kind, "object_key": key, "file_name": r.file_name, "rows": r.rows, "bytes": r.bytes,
+        "sha256": r.sha256, "content_type": r.content_type,
+    }
 
 
 def publish_day(storage: Storage, catalog: Catalog, staged: StagedDay, **options: Any) -> PublishOutcome:
@@ -397,7 +479,7 @@ def collect_garbage(
     # found referenced, never taken for an orphan.
     keys = list(storage.list_keys(day_prefix(day)))
     referenced = catalog.referenced_keys(day)
-    candidates = [key for key in keys if key not in referenced]
+    candidates = [key for key in keys if key not in referenced and not datapackage.is_view_key(key)]
 
     def expired(key: str) -> bool:
         info = storage.head(key)
@@ -435,6 +517,7 @@ def staged_day_from(result: Any, *, reason_labels: Mapping[str, str] | None = No
         files=[StagedFile.of(f) for f in result.files],
         empty_file=StagedFile.of(result.empty_file) if getattr(result, "empty_file", None) is not None else None,
         reason_labels=reason_labels,
+        table_schemas=getattr(result, "table_schemas", None),
     )
 
 

@@ -58,12 +58,12 @@ def _exercise(catalog: Catalog) -> None:
 def test_catalog_on_sqlite(tmp_path):
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     _exercise(catalog)
-    assert db.current_revision("serving", catalog.engine) == "0002_published_file_day_index"
+    assert db.current_revision("serving", catalog.engine) == "0003_published_representation"
 
 
 @pytest.mark.postgres
 def test_catalog_on_postgres(postgres_url):
     catalog = Catalog(postgres_url)
     _exercise(catalog)
-    assert db.current_revision("serving", catalog.engine) == "0002_published_file_day_index"
+    assert db.current_revision("serving", catalog.engine) == "0003_published_representation"
     catalog.engine.dispose()

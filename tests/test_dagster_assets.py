@@ -111,6 +111,10 @@ def test_a_clean_day_passes_every_check_and_is_published_with_readable_metadata(
     assert sorted(table) == sorted(contract_ufs())
     assert table["DF"]["linhas"] == current["imunizacao-total-df"].rows
     assert files["arquivos"] == len(current) == publication["arquivos"]
+    # Through Dagster too, every file is published with its Parquet, every UF file with its indicators.
+    kinds = {op: {r.kind for r in reps} for op, reps in zip(current, catalog.representations([r.id for r in current.values()]).values())}
+    assert all("parquet" in k for k in kinds.values())
+    assert kinds["imunizacao-total-df"] == {"parquet", "indicadores.csv", "indicadores.parquet"}
     assert files["bytes antes da compressão"] == sum(r.bytes_csv for r in current.values()) > files["bytes comprimidos (gzip)"] > 0
 
     # The manifest is where the metadata says, and lists exactly the catalog's files.

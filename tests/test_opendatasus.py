@@ -156,7 +156,12 @@ def test_real_covid_rows_give_what_a_person_reads_off_them(tmp_path):
     assert (reforco["ds_dose_vacina"], reforco["co_dose_vacina"], reforco["dt_vacina"]) == ("Reforço", "38", dt.date(2021, 12, 28))
     assert reforco["nu_cep_paciente"] is None
     coronavac = by_documento(valid, "c7f3fe19-c5cb-4a0b-9073-7106423d3aaf-i0b0")
-    assert (coronavac["ds_vacina_fabricante"], coronavac["co_vacina_fabricante"]) == ("SINOVAC/BUTANTAN", "61189445000156")
+    # A CNPJ is never a manufacturer code: a name the RNDS table does not know keeps its name, code empty...
+    assert (coronavac["ds_vacina_fabricante"], coronavac["co_vacina_fabricante"]) == ("SINOVAC/BUTANTAN", None)
+    # ...and PFIZER has one code, whether its row referenced the RNDS code or a CNPJ.
+    pfizer_cnpj = by_documento(valid, "c7e064a2-fe65-4d1d-8fd8-d0a07bc21cf3-i0b0")
+    assert (pfizer_cnpj["ds_vacina_fabricante"], pfizer_cnpj["co_vacina_fabricante"]) == ("PFIZER", "28290")
+    assert set(valid["co_vacina_fabricante"].drop_nulls().to_list()) == {"28290", "30587"}
     assert (coronavac["ds_dose_vacina"], coronavac["co_dose_vacina"], coronavac["dt_vacina"]) == ("1ª Dose", "1", dt.date(2021, 3, 26))
     janssen = by_documento(valid, "4e992b56-494a-43a6-b093-9f3450338bda-i0b0")
     assert (janssen["co_vacina_fabricante"], janssen["co_lote_vacina"]) == ("30587", "1855836")

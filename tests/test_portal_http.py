@@ -187,6 +187,6 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(served, http, t
     assert "Server error" not in output and "Runtime Error" not in output
     result = json.loads(report.read_text())
     assert result["complete"] and result["failures"] == [] and result["errors"] == []
-    assert result["operations"]["tested"] == result["operations"]["total"] == 44 and result["operations"]["errored"] == 0
+    assert result["operations"]["tested"] == result["operations"]["total"] == 46 and result["operations"]["errored"] == 0
     assert result["test_cases"]["with_failures"] == 0 and result["test_cases"]["generated"] > 300
     assert all(result["phases"][phase]["status"] == "success" for phase in ("coverage", "fuzzing", "stateful"))

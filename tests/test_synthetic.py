@@ -19,11 +19,13 @@ from pipelines.sources import open_source
 from pipelines.sources.synthetic import (
     DEFECT_KINDS,
     INVALID_KINDS,
+    NOT_RECORDED_NAME,
     SyntheticSource,
     invalid_records,
     synthetic_establishments,
 )
 from pipelines.validation import validate
+from tests.day_factory import sample_rows
 
 DAY = dt.date(2026, 3, 10)
 TODAY = DAY + dt.timedelta(days=1)
@@ -221,8 +223,8 @@ def test_codes_and_names_are_real(valid):
     pairs = {
         ("co_vacina", "ds_vacina"): reference.codesystem("BRImunobiologico"),
         ("co_dose_vacina", "ds_dose_vacina"): reference.codesystem("BRDose"),
-        ("co_local_aplicacao", "ds_local_aplicacao"): reference.codesystem("BRLocalAplicacao"),
-        ("co_via_administracao", "ds_via_administracao"): reference.codesystem("BRViaAdministracao"),
+        ("co_local_aplicacao", "ds_local_aplicacao"): {**reference.codesystem("BRLocalAplicacao"), "0": NOT_RECORDED_NAME},
+        ("co_via_administracao", "ds_via_administracao"): {**reference.codesystem("BRViaAdministracao"), "0": NOT_RECORDED_NAME},
         ("co_estrategia_vacinacao", "ds_estrategia_vacinacao"): reference.codesystem("BREstrategiaVacinacao"),
         ("co_vacina_grupo_atendimento", "ds_vacina_grupo_atendimento"): reference.codesystem("BRGrupoAtendimento"),
         ("co_raca_cor_paciente", "no_raca_cor_paciente"): {
@@ -258,8 +260,27 @@ def test_place_names_as_the_public_files_write_them(valid):
             assert name == public_name(munis[code].nome)
             assert name.isascii() and name == name.upper()
             assert uf == munis[code].uf
-            assert uf_name == reference.uf_nome_maiusculo(uf)
+            assert uf_name == public_name(reference.uf_nome_maiusculo(uf))
+            assert uf_name.isascii() and uf_name == uf_name.upper()
     assert {"SAO PAULO", "BRASILIA", "GOIANIA"} <= set(valid["no_municipio_estabelecimento"])
+    assert {"SAO PAULO", "PARA", "CEARA", "RIO DE JANEIRO"} <= set(valid["no_uf_estabelecimento"])
+
+
+def test_not_recorded_site_and_route_and_residents_abroad_as_real_rows_have_them(valid):
+    # The real row of the public file: co_local_aplicacao = co_via_administracao = 0, both
+    # described "Sem registro no sistema de informação de origem".
+    real = sample_rows().row(0, named=True)
+    assert (real["co_local_aplicacao"], real["ds_local_aplicacao"]) == ("0", NOT_RECORDED_NAME)
+    assert (real["co_via_administracao"], real["ds_via_administracao"]) == ("0", NOT_RECORDED_NAME)
+    both = valid.filter((pl.col("co_local_aplicacao") == "0") & (pl.col("co_via_administracao") == "0"))
+    assert 0.02 < both.height / valid.height < 0.07
+    assert (both["ds_local_aplicacao"] == NOT_RECORDED_NAME).all() and (both["ds_via_administracao"] == NOT_RECORDED_NAME).all()
+    assert valid["co_via_administracao"].null_count() == 0
+    abroad = valid.filter(pl.col("co_pais_paciente") != "10")
+    assert 0 < abroad.height / valid.height < 0.01
+    assert (abroad["no_pais_paciente"] != "BRASIL").all() and abroad["no_pais_paciente"].str.contains("^[A-Z ]+$").all()
+    assert (abroad["co_municipio_paciente"] == contract.UNKNOWN_MUNICIPIO).all() and abroad["nu_cep_paciente"].is_null().all()
+    assert (valid.filter(pl.col("co_pais_paciente") == "10")["no_pais_paciente"] == "BRASIL").all()
 
 
 def test_ages_fit_groups_and_vaccines(valid):

@@ -33,8 +33,12 @@ COVID-19 campaign file → contract (the choices the file cannot answer):
   ignored). A description BRDose does not know leaves it empty, so the record
   goes to quarantine (``campo_obrigatorio_ausente:co_dose_vacina``) with the
   description kept: guessing a code would publish a dose that was never recorded.
-* ``co_vacina_fabricante`` is the code part of ``vacina_fabricante_referencia``
-  (``Organization/28290`` → ``28290``); ``no_uf_*`` come from the UF table;
+* ``co_vacina_fabricante``: ``vacina_fabricante_referencia`` is ``Organization/<id>``,
+  where the id is an RNDS code for some rows and a 14-digit CNPJ for others (PFIZER
+  appears as ``28290`` and as ``00394544000851``). The code is the RNDS code of the
+  manufacturer's name when the reference table ``data/fabricantes_rnds.csv`` knows
+  it, otherwise empty with the name kept: one code per manufacturer, never a CNPJ
+  (``manufacturer_code``). ``no_uf_*`` come from the UF table;
   ``paciente_dataNascimento`` is not in the public layout and is not kept.
 * Dates ``YYYY-MM-DDT00:00:00.000Z`` are read by their date part (validation).
 """
@@ -53,6 +57,7 @@ import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, ClassVar, Iterator
 
@@ -649,7 +654,7 @@ class CovidCsvSource(_OpenDataSusCsv):
         dose_map = {description: dose_code(description) for description in doses if description is not None}
         ufs = {uf: reference.uf_nome_maiusculo(uf) for uf in reference.ufs()}
         special = {
-            "co_vacina_fabricante": column("co_vacina_fabricante").str.strip_chars().str.replace(r"^.*/", ""),
+            "co_vacina_fabricante": manufacturer_code(column("ds_vacina_fabricante")),
             "co_dose_vacina": column("ds_dose_vacina").replace_strict(dose_map, default=None, return_dtype=pl.String),
             "st_documento": pl.lit("final"),
             "no_uf_paciente": column("sg_uf_paciente").str.strip_chars().str.to_uppercase().replace_strict(ufs, default=None),
@@ -671,6 +676,18 @@ class CovidCsvSource(_OpenDataSusCsv):
         return frame.select([*exprs, *extra])
 
 
+@functools.cache
+def rnds_manufacturers() -> dict[str, str]:
+    """Manufacturer name (upper case) → RNDS code, from ``data/fabricantes_rnds.csv``."""
+    with resources.files("pipelines").joinpath("data", "fabricantes_rnds.csv").open(encoding="utf-8") as handle:
+        return {row["nome"].strip().upper(): row["codigo_rnds"].strip() for row in csv.DictReader(handle)}
+
+
+def manufacturer_code(name: pl.Expr) -> pl.Expr:
+    """The RNDS code of a manufacturer's name, or null when the reference table does not know it."""
+    return name.str.strip_chars().str.to_uppercase().replace_strict(rnds_manufacturers(), default=None, return_dtype=pl.String)
+
+
 __all__ = [
     "COVID_COLUMNS",
     "DEFAULT_BATCH_SIZE",
@@ -680,4 +697,6 @@ __all__ = [
     "PniCsvSource",
     "canonical_encoding",
     "dose_code",
+    "manufacturer_code",
+    "rnds_manufacturers",
 ]

@@ -64,6 +64,20 @@ P_CORRECTION: Final = 0.01
 P_ENTERED_IN_ERROR: Final = 0.003
 P_DELETED: Final = 0.002
 P_FOREIGN: Final = 0.003
+# Patients living abroad (co_pais_paciente other than 10): residence unknown here.
+P_ABROAD: Final = 0.002
+# Doses whose origin system recorded neither site nor route: the public files write
+# 0 / "Sem registro no sistema de informação de origem" for both (real row of
+# tests/fixtures/sample_pni_rotina_rows.csv, ESUS APS offline).
+P_NOT_RECORDED: Final = 0.04
+NOT_RECORDED_CODE: Final = "0"
+NOT_RECORDED_NAME: Final = "Sem registro no sistema de informação de origem"
+# Countries of residence abroad. Only 10 = BRASIL is attested in the public rows;
+# these codes are illustrative (the public dictionary does not list the code system).
+_COUNTRIES_ABROAD: Final[tuple[tuple[str, str], ...]] = (
+    ("45", "ARGENTINA"), ("200", "PARAGUAI"), ("239", "URUGUAI"), ("81", "BOLIVIA"), ("249", "VENEZUELA"),
+    ("190", "PORTUGAL"), ("77", "ESTADOS UNIDOS"),
+)
 MAX_LAG_DAYS: Final = 1095
 
 # Deliberate corruptions: each must send its record to quarantine.
@@ -376,7 +390,9 @@ def _geography() -> _Geography:
         ibge7_by_ibge6={m.ibge6: m.ibge7 for m in munis},
         nome=with_unknown([public_name(m.nome) for m in munis], None),
         uf=with_unknown([m.uf for m in munis], contract.UNKNOWN_UF),
-        uf_nome=with_unknown([reference.uf_nome_maiusculo(m.uf) for m in munis], None),
+        # Place names as the public files write them, UF names included: upper case
+        # without accents (SAQUAREMA, CHAPECO, RIO DE JANEIRO in the real rows).
+        uf_nome=with_unknown([public_name(reference.uf_nome_maiusculo(m.uf)) for m in munis], None),
         uf_index=uf_index,
         uf_codes=uf_codes,
         uf_first=uf_first,
@@ -903,10 +919,11 @@ def _catalog(seed: int) -> _Catalog:
         estrategia=_Choice(_ESTRATEGIA_WEIGHTS),
         estrategia_codes=pl.Series([str(k) for k in range(1, 10)]),
         estrategia_names=pl.Series([estrategias[str(k)] for k in range(1, 10)]),
-        via_codes=pl.Series([*vias, None], dtype=pl.String),
-        via_names=pl.Series([*vias.values(), None], dtype=pl.String),
-        local_codes=pl.Series([*locais, None], dtype=pl.String),
-        local_names=pl.Series([*locais.values(), None], dtype=pl.String),
+        # The last entry: not recorded by the origin system (what the public files write).
+        via_codes=pl.Series([*vias, NOT_RECORDED_CODE], dtype=pl.String),
+        via_names=pl.Series([*vias.values(), NOT_RECORDED_NAME], dtype=pl.String),
+        local_codes=pl.Series([*locais, NOT_RECORDED_CODE], dtype=pl.String),
+        local_names=pl.Series([*locais.values(), NOT_RECORDED_NAME], dtype=pl.String),
     )
 
 
@@ -1096,6 +1113,17 @@ class SyntheticSource(Source):
             corrected_index = rng.integers(0, self.records, size=len(chosen))
             troca = troca.scatter(chosen, _document_ids(self.seed, corrected_day, corrected_index, self.records))
 
+        # Drawn last, so everything above stays what it was for a seed.
+        unrecorded = rng.random(n) < P_NOT_RECORDED
+        site = np.where(unrecorded, len(cat.local_codes) - 1, site)
+        via_index = np.where(unrecorded, len(cat.via_codes) - 1, via_index)
+        abroad = rng.random(patients) < P_ABROAD
+        country = rng.integers(0, len(_COUNTRIES_ABROAD), size=patients)
+        residence = np.where(abroad, geo.count, residence)
+        pais = np.where(abroad, country + 1, 0)[p]
+        pais_codes = pl.Series(["10", *(c for c, _ in _COUNTRIES_ABROAD)])
+        pais_names = pl.Series(["BRASIL", *(name for _, name in _COUNTRIES_ABROAD)])
+
         dates = self._dates
         residence_r = residence[p]
         columns: dict[str, pl.Series] = {
@@ -1105,14 +1133,14 @@ class SyntheticSource(Source):
             "co_raca_cor_paciente": _gather(pl.Series([r[0] for r in _RACAS]), raca[p], "co_raca_cor_paciente"),
             "no_raca_cor_paciente": _gather(pl.Series([r[1] for r in _RACAS]), raca[p], "no_raca_cor_paciente"),
             "co_municipio_paciente": _gather(geo.ibge6, residence_r, "co_municipio_paciente"),
-            "co_pais_paciente": pl.repeat("10", n, eager=True).alias("co_pais_paciente"),
+            "co_pais_paciente": _gather(pais_codes, pais, "co_pais_paciente"),
             "no_municipio_paciente": _gather(geo.nome, residence_r, "no_municipio_paciente"),
-            "no_pais_paciente": pl.repeat("BRASIL", n, eager=True).alias("no_pais_paciente"),
+            "no_pais_paciente": _gather(pais_names, pais, "no_pais_paciente"),
             "sg_uf_paciente": _gather(geo.uf, residence_r, "sg_uf_paciente"),
             "nu_cep_paciente": pl.Series("nu_cep_paciente", cep[p])
             .cast(pl.String)
             .str.zfill(5)
-            .zip_with(pl.Series(~unknown[p]), pl.repeat(None, n, dtype=pl.String, eager=True)),
+            .zip_with(pl.Series(~(unknown | abroad)[p]), pl.repeat(None, n, dtype=pl.String, eager=True)),
             "ds_nacionalidade_paciente": _gather(pl.Series(["B", "E"]), foreign[p].astype(np.int64), "ds_nacionalidade_paciente"),
             "co_troca_documento": troca,
             "co_vacina": _gather(cat.code, vaccine, "co_vacina"),

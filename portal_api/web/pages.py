@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
 
-from portal_api import crud
+from portal_api import charts, crud
 from portal_api.api import deps
 from portal_api.api.routes import files as file_routes
+from portal_api.api.routes import listing as listing_routes
 from portal_api.core import problems
 from portal_api.models import PersonalToken, RefreshRequest, User
 from portal_api.solicitacoes import catalog as api_catalog
@@ -173,6 +174,7 @@ def router() -> APIRouter:
                         "refresh": refresh,
                         "refresh_state": dagster_runs.label(refresh, states),
                     })
+            chart_svg = _chart(services, operacao, year, month) if month is not None else None
             terms = crud.current_terms(session, operacao)
             accepted = bool(terms and crud.acceptance(session, user.id, terms))
             pages = max(1, -(-total // size)) if total else 1
@@ -183,7 +185,7 @@ def router() -> APIRouter:
                 "total": total, "page": page, "pages": pages, "size": size, "sizes": PAGE_SIZES, "first": first,
                 "last": first + len(items) - 1 if items else 0, "terms": terms, "terms_accepted": accepted,
                 "query": lambda **changes: _query(operacao, year, month, page, size, **changes),
-                "month_names": MONTHS,
+                "month_names": MONTHS, "chart_svg": chart_svg,
             })
         return render(request, "download_csv.html", context, nav="download")
 
@@ -323,6 +325,16 @@ def router() -> APIRouter:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _chart(services, operation: str, year: int, month: int) -> str | None:
+    """The month's chart (issue 12), drawn on the server; the page goes on without it
+    when the indicators cannot be read."""
+    try:
+        return charts.doses_chart_svg(listing_routes.month_indicators_of(services, operation, year, month))
+    except Exception:  # noqa: BLE001 - a chart never takes the listing down
+        log.exception("gráfico de %s %04d-%02d indisponível", operation, year, month)
+        return None
 
 
 def _int_or_none(text: str | None) -> int | None:

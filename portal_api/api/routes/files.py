@@ -15,7 +15,11 @@ Download design (documented in the OpenAPI description too):
   gzip``, the stored bytes untouched) when ``Accept-Encoding`` allows gzip, else
   decompressed on the fly. No ranges on that representation (``Accept-Ranges: none``);
   the resumable, byte-exact download is the default one.
-* On S3 the default representation is a ``307`` to a presigned URL made for this
+* ``?format=parquet`` sends the file's typed Parquet (same rows and order, codes as
+  text, dates as dates), published beside the CSV under the same version: byte-exact
+  and resumable like the default, ETag = its own SHA-256; logged as ``parquet`` with
+  that SHA-256 (``delivered_sha256``).
+* On S3 the stored representations are a ``307`` to a presigned URL made for this
   request only, living ``VACINA_D1_PRESIGN_SECONDS``.
 * The download is written to the log before the first byte (or the redirect)
   leaves; when the log cannot be written the download is refused with 503. Every
@@ -46,14 +50,15 @@ from portal_api.core import problems, ranges
 from portal_api.core.ip_ranges import client_address
 from portal_api.models import RefreshRequest
 from portal_api.refresh import DagsterRefused, DagsterUnavailable, partition_key
-from serving.catalog import FileRecord
+from serving.catalog import FileRecord, RepresentationRecord
 from serving.storage import StorageError
 
 log = logging.getLogger("portal_api")
 router = APIRouter()
 
 FileIdPath = Annotated[int, Path(ge=1, le=2_147_483_647, description="Id do arquivo (uma versão de um arquivo do dia).")]
-Format = Literal["csv.gz", "csv"]
+Format = Literal["csv.gz", "csv", "parquet"]
+PARQUET = "parquet"
 
 
 @router.get(
@@ -104,7 +109,7 @@ _DOWNLOAD_HEADERS = {
 _DOWNLOAD_RESPONSES = {
     200: {
         "description": "O arquivo inteiro.",
-        "content": {"application/gzip": _BINARY, "text/csv": _BINARY},
+        "content": {"application/gzip": _BINARY, "text/csv": _BINARY, "application/vnd.apache.parquet": _BINARY},
         "headers": _DOWNLOAD_HEADERS,
     },
     206: {
@@ -134,7 +139,8 @@ _DOWNLOAD_DESCRIPTION = (
     "com `Content-Encoding: gzip` se `Accept-Encoding` permitir, senão descomprimido; sem intervalos. "
     "No armazenamento S3, responde 307 para uma URL pré-assinada de curta duração. Todo download é gravado no "
     "registro antes do primeiro byte (continuações também, com o intervalo); se o registro não puder ser gravado, "
-    "o download é recusado (503)."
+    "o download é recusado (503). `format=parquet` entrega o Parquet tipado publicado junto com o CSV (mesmas "
+    "linhas e ordem; códigos como texto, datas como datas), com retomada como o padrão."
 )
 
 
@@ -149,8 +155,15 @@ def _is_gzip(record: FileRecord) -> bool:
 class _Plan:
     """What a download request will deliver, decided before anything is logged."""
 
-    def __init__(self, record: FileRecord, fmt: Format, accept_encoding: str | None):
+    def __init__(
+        self, record: FileRecord, fmt: Format, accept_encoding: str | None, parquet: RepresentationRecord | None = None
+    ):
         self.record = record
+        self.object_key = record.object_key
+        self.delivered_sha256: str | None = None
+        if parquet is not None:
+            self._parquet(record, parquet)
+            return
         stored_gzip = _is_gzip(record)
         self.stored = fmt == "csv.gz" or not stored_gzip
         self.representation = "csv.gz" if stored_gzip and self.stored else "csv"
@@ -179,6 +192,26 @@ class _Plan:
         self.headers["Content-Disposition"] = ranges.content_disposition(self.filename)
         self.headers["ETag"] = self.etag
 
+    def _parquet(self, record: FileRecord, rep: RepresentationRecord) -> None:
+        self.stored = True
+        self.representation = PARQUET
+        self.object_key = rep.object_key
+        self.delivered_sha256 = rep.sha256
+        self.size = rep.bytes
+        self.media_type = rep.content_type
+        self.filename = rep.file_name
+        self.etag = f'"{rep.sha256}"'
+        self.encode_gzip = self.decode = False
+        self.headers = {
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Last-Modified": email.utils.format_datetime(crud.aware(record.published_at), usegmt=True),
+            "Accept-Ranges": "bytes",
+            "Repr-Digest": _repr_digest(rep.sha256),
+            "Content-Disposition": ranges.content_disposition(rep.file_name),
+            "ETag": self.etag,
+        }
+
 
 def _repr_digest(sha256_hex: str) -> str:
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
@@ -200,15 +233,24 @@ def _prepare(
             title="Termos de uso não aceitos",
             extra={"operation": record.operation, "terms_version": version},
         )
+    parquet = None
+    if fmt == PARQUET:
+        parquet = services.database.catalog.representation(record.id, PARQUET)
+        if parquet is None:
+            raise problems.ProblemError(
+                404, f"O arquivo {record.file_name} não tem versão Parquet (publicado antes dela); baixe o CSV.",
+                slug="sem-parquet",
+            )
+    plan = _Plan(record, fmt, accept_encoding, parquet)
     try:
-        info = services.storage.head(record.object_key)
+        info = services.storage.head(plan.object_key)
     except StorageError as exc:
-        log.error("armazenamento indisponível para %s: %s", record.object_key, exc)
+        log.error("armazenamento indisponível para %s: %s", plan.object_key, exc)
         raise problems.ProblemError(503, "O armazenamento de arquivos está indisponível; tente novamente.") from None
-    if info is None or info.size != record.bytes_stored:
-        log.error("objeto %s ausente ou diferente do catálogo", record.object_key)
+    if info is None or info.size != plan.size:
+        log.error("objeto %s ausente ou diferente do catálogo", plan.object_key)
         raise problems.ProblemError(503, "O arquivo está indisponível no armazenamento; tente novamente mais tarde.")
-    return _Plan(record, fmt, accept_encoding)
+    return plan
 
 
 def _log(services: Services, plan: _Plan, principal, scope, *, delivery: str, byte_range, request: Request) -> None:
@@ -228,6 +270,7 @@ def _log(services: Services, plan: _Plan, principal, scope, *, delivery: str, by
             range_start=byte_range[0] if byte_range else None,
             range_end=byte_range[1] if byte_range else None,
             client_address=client_address(request, services.settings).text,
+            delivered_sha256=plan.delivered_sha256,
         )
     except Exception:  # noqa: BLE001 - whatever failed, no byte leaves unlogged
         log.exception("registro de downloads indisponível; download de %s recusado", record.object_key)
@@ -257,7 +300,13 @@ def _gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 FormatQuery = Annotated[
-    Format, Query(description="`csv.gz` (padrão): o arquivo publicado, com retomada. `csv`: o CSV, sem retomada.")
+    Format,
+    Query(
+        description=(
+            "`csv.gz` (padrão): o arquivo publicado, com retomada. `csv`: o CSV, sem retomada. "
+            "`parquet`: o Parquet tipado (códigos como texto, datas como datas), com retomada."
+        )
+    ),
 ]
 
 
@@ -294,11 +343,11 @@ def download(
             ) from None
         try:
             url = services.storage.presigned_get_url(
-                record.object_key, expires_seconds=services.settings.presign_seconds, filename=plan.filename,
+                plan.object_key, expires_seconds=services.settings.presign_seconds, filename=plan.filename,
                 content_type=plan.media_type,
             )
         except StorageError as exc:
-            log.error("URL pré-assinada indisponível para %s: %s", record.object_key, exc)
+            log.error("URL pré-assinada indisponível para %s: %s", plan.object_key, exc)
             raise problems.ProblemError(503, "O armazenamento de arquivos está indisponível; tente novamente.") from None
         if url is not None:
             _log(services, plan, principal, scope, delivery="redirect", byte_range=byte_range, request=request)
@@ -311,7 +360,7 @@ def download(
         if byte_range:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{plan.size}"
-        body = services.storage.iter_range(record.object_key, start, end)
+        body = services.storage.iter_range(plan.object_key, start, end)
         return StreamingResponse(body, status_code=status, headers=headers, media_type=plan.media_type)
 
     _log(services, plan, principal, scope, delivery="stream", byte_range=None, request=request)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
-from portal_api import crud, schemas
+from portal_api import charts, crud, schemas
 from portal_api.api import present
 from portal_api.api.deps import ScopeDep, ServicesDep, SessionDep, operation_in_scope
 from portal_api.core import problems
 from portal_api.models import OPERATION_PATTERN
+from serving import indicators as published_indicators
+from serving.storage import StorageError
 
 router = APIRouter(tags=["arquivos"])
 
@@ -83,3 +86,66 @@ def files(
         operation=operation, year=year, month=month, items=items,
         **present.paging(listing.total, page, size, len(items)),
     )
+
+
+# -- indicators --------------------------------------------------------------------------------
+
+YearQuery = Annotated[int, Query(ge=2000, le=2100, description="Ano (AAAA).")]
+MonthQuery = Annotated[int, Query(ge=1, le=12, description="Mês (1-12).")]
+
+
+def month_indicators_of(services, operation: str, year: int, month: int) -> published_indicators.MonthIndicators:
+    """The month's indicators of an operation already checked to be in scope."""
+    return published_indicators.month_indicators(services.storage, services.database.catalog, operation, year, month)
+
+
+def _month_indicators(services, operation: str, year: int, month: int) -> published_indicators.MonthIndicators:
+    try:
+        return month_indicators_of(services, operation, year, month)
+    except StorageError:
+        raise problems.ProblemError(503, "O armazenamento de arquivos está indisponível; tente novamente.") from None
+
+
+@router.get(
+    "/operations/{operation}/indicadores",
+    response_model=schemas.IndicatorsOut,
+    summary="Indicadores do mês",
+    description=(
+        "Doses por dia do mês e as vacinas mais aplicadas no território da operação, das tabelas de indicadores "
+        "publicadas com os arquivos (cada registro contado uma vez; `entered-in-error` e excluídos fora). Dias sem "
+        "publicação aparecem com `published: false`. Escopo como na listagem: 404 fora dele."
+    ),
+    responses=problems.responses(401, 404, 422, 503),
+)
+def indicators(
+    operation: OperationPath, year: YearQuery, month: MonthQuery, services: ServicesDep, scope: ScopeDep
+) -> schemas.IndicatorsOut:
+    operation_in_scope(operation, scope)
+    data = _month_indicators(services, operation, year, month)
+    return schemas.IndicatorsOut(
+        operation=operation, uf=data.uf, ibge6=data.ibge6, year=year, month=month,
+        total_ocorrencia=data.total_ocorrencia,
+        days=[schemas.IndicatorDayOut(
+            date=d.day, published=d.published, doses_ocorrencia=d.doses_ocorrencia, doses_residencia=d.doses_residencia,
+        ) for d in data.days],
+        top_vacinas=[schemas.VaccineCountOut(co_vacina=c, sg_vacina=s, doses=n) for c, s, n in data.top_vaccines],
+        chart_url=f"/operations/{operation}/indicadores/grafico.svg?year={year}&month={month}",
+    )
+
+
+@router.get(
+    "/operations/{operation}/indicadores/grafico.svg",
+    summary="Gráfico do mês (SVG)",
+    description="As doses por dia do mês e as vacinas mais aplicadas, em SVG desenhado no servidor (sem CDN nem script).",
+    response_class=Response,
+    responses={
+        200: {"description": "O gráfico.", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+        **problems.responses(401, 404, 422, 503),
+    },
+)
+def indicators_chart(
+    operation: OperationPath, year: YearQuery, month: MonthQuery, services: ServicesDep, scope: ScopeDep
+) -> Response:
+    operation_in_scope(operation, scope)
+    svg = charts.doses_chart_svg(_month_indicators(services, operation, year, month))
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"})
