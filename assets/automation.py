@@ -35,12 +35,12 @@ from dagster import (
     build_schedule_from_partitioned_job,
     build_sensor_for_freshness_checks,
     build_time_partition_freshness_checks,
-    in_process_executor,
     run_failure_sensor,
     sensor,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from assets.executors import job_executor
 from assets.d1 import PUBLICATION, QUARANTINE, STAGED_FILES, STAGING, UF_PUBLICATION, UF_STAGED_FILES
 from pipelines import dates
 
@@ -60,20 +60,21 @@ def build_jobs(checks: Sequence[AssetChecksDefinition]):
         own = [c for c in checks if any(k.asset_key in keys for k in c.check_keys)]
         return AssetSelection.assets(*keys).without_checks() | AssetSelection.checks(*own)
 
-    # One process per run, steps in sequence: the steps share the day's files on
-    # disk and each is already parallel inside; a process per step would only add
-    # start-up time to every run of a backfill.
+    # In process by default (one process per run, steps in sequence: the steps share the
+    # day's files on disk and each is already parallel inside); Celery workers when
+    # VACINA_D1_EXECUTOR=celery (assets.executors).
+    executor = job_executor()
     daily = define_asset_job(
         DAILY_JOB,
         selection=selection(STAGING, QUARANTINE, STAGED_FILES, PUBLICATION),
-        executor_def=in_process_executor,
+        executor_def=executor,
         description="O fluxo D-1 de um dia inteiro: extrai da fonte, verifica, particiona, verifica e publica.",
         tags={"vacina_d1/fluxo": "dia"},
     )
     uf = define_asset_job(
         UF_JOB,
         selection=selection(UF_STAGED_FILES, UF_PUBLICATION),
-        executor_def=in_process_executor,
+        executor_def=executor,
         description="Reprocessa uma UF de um dia (partição AAAA-MM-DD|UF), sem tocar nos arquivos das outras UFs. "
         "É o que o 'Atualizar' do portal lança.",
         tags={"vacina_d1/fluxo": "uf"},
