@@ -34,13 +34,13 @@ from dagster import (
     SkipReason,
     build_schedule_from_partitioned_job,
     build_sensor_for_freshness_checks,
-    build_time_partition_freshness_checks,
     run_failure_sensor,
     sensor,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.executors import job_executor
+from assets.freshness import build_freshness_checks
 from assets.d1 import PUBLICATION, QUARANTINE, STAGED_FILES, STAGING, UF_PUBLICATION, UF_STAGED_FILES
 from pipelines import dates
 
@@ -99,12 +99,8 @@ def build_freshness() -> tuple[Sequence[AssetChecksDefinition], SensorDefinition
         # Superseded by FreshnessPolicy, which looks at the asset's last materialization
         # of any partition; this check asks the question we have: is yesterday published?
         warnings.simplefilter("ignore")
-        checks = build_time_partition_freshness_checks(
-            assets=[PUBLICATION],
-            deadline_cron=FRESHNESS_DEADLINE_CRON,
-            timezone=dates.TIMEZONE,
-            severity=AssetCheckSeverity.ERROR,
-        )
+        # Days due before the installation began are not judged (assets.freshness).
+        checks = build_freshness_checks([PUBLICATION], FRESHNESS_DEADLINE_CRON, dates.TIMEZONE, AssetCheckSeverity.ERROR)
         freshness_sensor = build_sensor_for_freshness_checks(
             freshness_checks=checks, name="d1_freshness_sensor", default_status=DefaultSensorStatus.RUNNING
         )
