@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 from dagster import (
     AssetCheckKey,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -39,9 +39,9 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from assets.d1 import PUBLICATION, QUARANTINE, STAGED_FILES, STAGING, UF_PUBLICATION, UF_STAGED_FILES
 from assets.executors import job_executor
 from assets.freshness import build_freshness_checks
-from assets.d1 import PUBLICATION, QUARANTINE, STAGED_FILES, STAGING, UF_PUBLICATION, UF_STAGED_FILES
 from pipelines import dates
 
 DAILY_JOB = "d1_daily_job"

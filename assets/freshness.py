@@ -75,8 +75,9 @@ def build_freshness_checks(asset_keys: list[AssetKey], deadline_cron: str, timez
             partitions_def = context.job_def.asset_layer.asset_graph.get(asset_key).partitions_def
             assert isinstance(partitions_def, TimeWindowPartitionsDefinition)
             deadline = get_latest_completed_cron_tick(deadline_cron, datetime_from_timestamp(now, tz=timezone), timezone)
-            with partition_loading_context(datetime_from_timestamp(deadline.timestamp(), tz=partitions_def.timezone),
-                                           context.instance):
+            with partition_loading_context(
+                datetime_from_timestamp(deadline.timestamp(), tz=partitions_def.timezone), context.instance
+            ):
                 window = partitions_def.get_last_partition_window()
             metadata: dict[str, MetadataValue] = {
                 FRESHNESS_PARAMS_METADATA_KEY: params,
@@ -84,22 +85,34 @@ def build_freshness_checks(asset_keys: list[AssetKey], deadline_cron: str, timez
                 INSTALLED_AT_METADATA_KEY: TimestampMetadataValue(installed),
             }
             if window is None:
-                yield AssetCheckResult(passed=True, asset_key=asset_key, severity=severity, metadata=metadata,
-                                       description="Nenhum dia venceu desde o início das partições.")
+                yield AssetCheckResult(
+                    passed=True,
+                    asset_key=asset_key,
+                    severity=severity,
+                    metadata=metadata,
+                    description="Nenhum dia venceu desde o início das partições.",
+                )
                 continue
             day = partitions_def.get_partition_key_range_for_time_window(window).start
             due = _fmt(deadline.timestamp(), timezone)
             if deadline.timestamp() < installed:
                 yield AssetCheckResult(
-                    passed=True, asset_key=asset_key, severity=severity, metadata=metadata,
+                    passed=True,
+                    asset_key=asset_key,
+                    severity=severity,
+                    metadata=metadata,
                     description=f"O dia {day} venceu em {due}, antes de a instalação começar "
                     f"({_fmt(installed, timezone)}): não é julgado.",
                 )
                 continue
             published = retrieve_last_update_record(instance=context.instance, asset_key=asset_key, partition_key=day) is not None
             yield AssetCheckResult(
-                passed=published, asset_key=asset_key, severity=severity, metadata=metadata,
-                description=f"O dia {day} está publicado (prazo {due})." if published
+                passed=published,
+                asset_key=asset_key,
+                severity=severity,
+                metadata=metadata,
+                description=f"O dia {day} está publicado (prazo {due})."
+                if published
                 else f"O dia {day} não foi publicado até o prazo ({due}).",
             )
 
@@ -108,4 +121,3 @@ def build_freshness_checks(asset_keys: list[AssetKey], deadline_cron: str, timez
 
 def _fmt(timestamp: float, timezone: str) -> str:
     return datetime_from_timestamp(timestamp, tz=timezone).strftime("%Y-%m-%d %H:%M") + f" ({timezone})"
-

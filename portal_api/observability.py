@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel
 
 log = logging.getLogger("portal_api")
 
@@ -54,9 +54,7 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 ERRORS = Counter("vacina_d1_http_errors", "Respostas de erro, por status.", ["status"])
-DOWNLOADS = Counter(
-    "vacina_d1_downloads", "Downloads registrados.", ["kind", "scope", "representation", "delivery"]
-)
+DOWNLOADS = Counter("vacina_d1_downloads", "Downloads registrados.", ["kind", "scope", "representation", "delivery"])
 BYTES_SENT = Counter("vacina_d1_download_bytes_sent", "Bytes de arquivos enviados.", ["representation"])
 REFUSALS = Counter("vacina_d1_refusals", "Recusas: escopo, termos, faixa de IP, limite.", ["reason"])
 
@@ -160,7 +158,12 @@ def _count_download(mapper, connection, entry) -> None:
     DOWNLOADS.labels(kind, scope, entry.representation, entry.delivery).inc()
     log.info(
         "download registrado: entrada %s, operação %s, dia %s, %s/%s, request_id %s",
-        entry.id, entry.operation, entry.day, entry.representation, entry.delivery, current_request_id() or "-",
+        entry.id,
+        entry.operation,
+        entry.day,
+        entry.representation,
+        entry.delivery,
+        current_request_id() or "-",
     )
 
 

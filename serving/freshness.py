@@ -8,6 +8,7 @@ is the time since then (a D-1 published at 03:00 shows a lag of about 3 hours).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -48,7 +49,5 @@ def lag_by_uf(engine: sa.Engine, now: dt.datetime | None = None) -> dict[str, fl
 PIPELINE_METRICS_FILE = "metrics/pipeline.prom"
 
 
-def pipeline_metrics_path(home) -> "Path":
-    from pathlib import Path
-
+def pipeline_metrics_path(home: str | Path) -> Path:
     return Path(home) / PIPELINE_METRICS_FILE

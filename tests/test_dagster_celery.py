@@ -72,8 +72,12 @@ class Proc:
         self.log = logs / f"{name}.log"
         self.handle = open(self.log, "wb")
         self.process = subprocess.Popen(
-            ["env", "--default-signal=INT,TERM,HUP", *argv], env=env, cwd=s.ROOT, stdout=self.handle,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            ["env", "--default-signal=INT,TERM,HUP", *argv],
+            env=env,
+            cwd=s.ROOT,
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def alive(self) -> bool:
@@ -146,12 +150,20 @@ def stack(tmp_path_factory, postgres_server):
     with _vhost() as broker:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VACINA_D1_", "DAGSTER_"))}
         env.update(
-            PYTHONPATH=str(s.ROOT), DAGSTER_HOME=str(dagster_home),
-            DAGSTER_PG_USERNAME=url.username or "postgres", DAGSTER_PG_PASSWORD=url.password or "",
-            DAGSTER_PG_HOST=url.host or "127.0.0.1", DAGSTER_PG_PORT=str(url.port or 5432), DAGSTER_PG_DB=database,
-            VACINA_D1_MAX_CONCURRENT_RUNS="2", VACINA_D1_HOME=str(home), VACINA_D1_SYNTHETIC_RECORDS="1500",
-            VACINA_D1_EXECUTOR="celery", VACINA_D1_CELERY_BROKER=broker,
-            VACINA_D1_CODE_SERVER_HOST="127.0.0.1", VACINA_D1_CODE_SERVER_PORT=str(code_port),
+            PYTHONPATH=str(s.ROOT),
+            DAGSTER_HOME=str(dagster_home),
+            DAGSTER_PG_USERNAME=url.username or "postgres",
+            DAGSTER_PG_PASSWORD=url.password or "",
+            DAGSTER_PG_HOST=url.host or "127.0.0.1",
+            DAGSTER_PG_PORT=str(url.port or 5432),
+            DAGSTER_PG_DB=database,
+            VACINA_D1_MAX_CONCURRENT_RUNS="2",
+            VACINA_D1_HOME=str(home),
+            VACINA_D1_SYNTHETIC_RECORDS="1500",
+            VACINA_D1_EXECUTOR="celery",
+            VACINA_D1_CELERY_BROKER=broker,
+            VACINA_D1_CODE_SERVER_HOST="127.0.0.1",
+            VACINA_D1_CODE_SERVER_PORT=str(code_port),
             VACINA_D1_RETRY_DELAY_SECONDS="1",
         )
         workspace = str(s.ROOT / "deploy" / "workspace.yaml")
@@ -162,25 +174,65 @@ def stack(tmp_path_factory, postgres_server):
             return proc
 
         try:
-            start("code-server", [str(BIN / "dagster"), "code-server", "start", "-m", "pipelines.definitions", "-a", "defs",
-                                  "-h", "127.0.0.1", "-p", str(code_port), "--location-name", "vacina_d1"])
+            start(
+                "code-server",
+                [
+                    str(BIN / "dagster"),
+                    "code-server",
+                    "start",
+                    "-m",
+                    "pipelines.definitions",
+                    "-a",
+                    "defs",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(code_port),
+                    "--location-name",
+                    "vacina_d1",
+                ],
+            )
             # The webserver and the daemon only talk to the code server: it comes first.
-            _wait(lambda: _listening(code_port) and "Started Dagster code proxy server" in procs[0].tail(), 240, procs,
-                  "o servidor gRPC da code location não subiu")
+            _wait(
+                lambda: _listening(code_port) and "Started Dagster code proxy server" in procs[0].tail(),
+                240,
+                procs,
+                "o servidor gRPC da code location não subiu",
+            )
             workers = {
-                name: start(name, [str(BIN / "celery"), "-A", "assets.celery_worker", "worker", "-n", f"{name}@%h",
-                                   "-c", "1", "-Q", "dagster", "--loglevel", "INFO",
-                                   "--without-gossip", "--without-mingle", "--without-heartbeat"])
+                name: start(
+                    name,
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "assets.celery_worker",
+                        "worker",
+                        "-n",
+                        f"{name}@%h",
+                        "-c",
+                        "1",
+                        "-Q",
+                        "dagster",
+                        "--loglevel",
+                        "INFO",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                    ],
+                )
                 for name in ("w1", "w2")
             }
-            web = start("webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(web_port)])
+            start("webserver", [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(web_port)])
             start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
             graphql_url = f"http://127.0.0.1:{web_port}/graphql"
             _wait(lambda: _loaded(graphql_url), 240, procs, "a code location não carregou no webserver")
-            _wait(lambda: all("ready." in w.log.read_text(errors="replace") for w in workers.values()), 120, procs,
-                  "os workers Celery não ficaram prontos")
-            yield {"url": graphql_url, "home": home, "dagster_home": dagster_home, "env": env, "workers": workers,
-                   "procs": procs}
+            _wait(
+                lambda: all("ready." in w.log.read_text(errors="replace") for w in workers.values()),
+                120,
+                procs,
+                "os workers Celery não ficaram prontos",
+            )
+            yield {"url": graphql_url, "home": home, "dagster_home": dagster_home, "env": env, "workers": workers, "procs": procs}
         finally:
             for proc in reversed(procs):
                 proc.stop()
@@ -195,7 +247,8 @@ def _loaded(url: str) -> bool:
     except (httpx.HTTPError, KeyError, TypeError, ValueError):
         return False
     return any(
-        e["name"] == "vacina_d1" and e["loadStatus"] == "LOADED"
+        e["name"] == "vacina_d1"
+        and e["loadStatus"] == "LOADED"
         and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
         for e in entries
     )
@@ -269,11 +322,19 @@ def _publications(home: Path, day: str) -> list[tuple[int, int]]:
 
 def test_a_backfill_through_the_daemon_publishes_each_day_once_with_steps_on_both_workers(stack):
     url = stack["url"]
-    launched = graphql(url, BACKFILL, {"params": {
-        "selector": {"partitionSetName": "d1_daily_job_partition_set",
-                     "repositorySelector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__"}},
-        "partitionNames": BACKFILL_DAYS,
-    }})["launchPartitionBackfill"]
+    launched = graphql(
+        url,
+        BACKFILL,
+        {
+            "params": {
+                "selector": {
+                    "partitionSetName": "d1_daily_job_partition_set",
+                    "repositorySelector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__"},
+                },
+                "partitionNames": BACKFILL_DAYS,
+            }
+        },
+    )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     runs: list[dict] = []
 
@@ -296,11 +357,21 @@ def test_a_backfill_through_the_daemon_publishes_each_day_once_with_steps_on_bot
 def test_killing_the_worker_that_holds_a_step_ends_in_the_step_retried_and_one_correct_publication(stack):
     url = stack["url"]
     tags = [{"key": "dagster/partition", "value": KILL_DAY}]
-    launched = graphql(url, LAUNCH, {"params": {
-        "selector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__", "jobName": "d1_daily_job"},
-        "runConfigData": {"resources": {"rnds_source": {"config": {"synthetic_records": KILL_RECORDS}}}},
-        "executionMetadata": {"tags": tags},
-    }})["launchRun"]
+    launched = graphql(
+        url,
+        LAUNCH,
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": "vacina_d1",
+                    "repositoryName": "__repository__",
+                    "jobName": "d1_daily_job",
+                },
+                "runConfigData": {"resources": {"rnds_source": {"config": {"synthetic_records": KILL_RECORDS}}}},
+                "executionMetadata": {"tags": tags},
+            }
+        },
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
 
@@ -322,9 +393,7 @@ def test_killing_the_worker_that_holds_a_step_ends_in_the_step_retried_and_one_c
     def done() -> bool:
         nonlocal runs
         runs = _runs(url, "dagster/partition", KILL_DAY)
-        return bool(runs) and any(r["status"] == "SUCCESS" for r in runs) and all(
-            r["status"] in FINISHED for r in runs
-        )
+        return bool(runs) and any(r["status"] == "SUCCESS" for r in runs) and all(r["status"] in FINISHED for r in runs)
 
     _wait(done, 600, stack["procs"], f"a execução não terminou depois do worker morto: {runs}")
     # One correct publication of the day, with every record of the source.

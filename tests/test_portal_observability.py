@@ -22,7 +22,9 @@ from tests.portal import world as w
 @pytest.fixture
 def world(tmp_path):
     world = w.build(
-        tmp_path, dagster_graphql_url=f"http://127.0.0.1:{free_port()}/graphql", dagster_timeout_seconds=2,
+        tmp_path,
+        dagster_graphql_url=f"http://127.0.0.1:{free_port()}/graphql",
+        dagster_timeout_seconds=2,
         refresh_per_hour=0,
     )
     yield world
@@ -110,7 +112,9 @@ def test_metrics_count_downloads_bytes_latency_errors_and_each_kind_of_refusal(w
     def delta(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("vacina_d1_downloads_total", kind="imunizacao-total", scope="uf", representation="csv.gz", delivery="stream") == 2
+    assert (
+        delta("vacina_d1_downloads_total", kind="imunizacao-total", scope="uf", representation="csv.gz", delivery="stream") == 2
+    )
     assert delta("vacina_d1_downloads_total", kind="imunizacao-total", scope="uf", representation="csv", delivery="stream") == 1
     gz_bytes = len(df_file.gz) + (len(df_file.gz) - 100)
     assert delta("vacina_d1_download_bytes_sent_total", representation="csv.gz") == gz_bytes
