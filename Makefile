@@ -31,10 +31,10 @@ run: setup
 	$(BIN)/vacina-d1 run --date yesterday
 	$(BIN)/vacina-d1 serve
 
-# The Dagster UI on the project's instance (var/dagster, the one `vacina-d1 run` records in).
+# The Dagster UI on the project's instance: the root's dagster.yaml keeps everything under
+# var/dagster, the instance `vacina-d1 run` records in (no temporary directory).
 dagster: setup
-	@mkdir -p var/dagster && cp dagster.yaml var/dagster/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/var/dagster $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR) exec $(BIN)/dagster dev -w workspace.yaml
 
 lint: setup
 	$(BIN)/ruff check $(PACKAGES) tests bench

@@ -96,7 +96,9 @@ def build_metrics_sensor(check_keys: Sequence[AssetCheckKey]):
         lags: dict[str, float] = {}
         engine = sa.create_engine(catalog_db.resolved_url())
         try:
-            lags = lag_by_uf(engine)
+            # A fresh install has no catalog yet: nothing published, no lag to report.
+            if sa.inspect(engine).has_table("published_file"):
+                lags = lag_by_uf(engine)
         except sa.exc.SQLAlchemyError as exc:
             context.log.warning(f"atraso da publicação não medido: {exc}")
         finally:
