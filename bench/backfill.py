@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,8 +112,9 @@ def main() -> None:
     first = dt.date.fromisoformat(args.first_day)
     days = [(first + dt.timedelta(days=n)).isoformat() for n in range(args.days)]
     workers = tuple(f"w{n + 1}" for n in range(args.workers))
-    with tempfile.TemporaryDirectory(prefix="vacina-d1-backfill-") as name:
-        tmp = Path(name)
+    # Kept until the end of the process (deleting a year of files is slow): the figures come first.
+    tmp = Path(tempfile.mkdtemp(prefix="vacina-d1-backfill-"))
+    try:
         per_day_baseline = baseline(tmp, days[: args.baseline_days], args.records)
         env = {
             "VACINA_D1_SYNTHETIC_RECORDS": str(args.records),
@@ -153,6 +155,9 @@ def main() -> None:
             wall = max(r["endTime"] for r in runs) - started
             with instance_of(stack) as instance:
                 by_step, by_worker = step_times(instance, [r["runId"] for r in runs])
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     ok = sum(r["status"] == "SUCCESS" for r in runs)
     total = args.records * ok
     per_worker = total / wall / args.workers
@@ -180,6 +185,7 @@ def main() -> None:
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "backfill.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
