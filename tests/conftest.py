@@ -101,13 +101,3 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``make test``), files are handed to workers in collection order:
-    files holding a test marked ``slow`` go first, so the long walks start at once and the
-    short files fill the gaps instead of one long file running alone at the end. The order
-    of tests inside a file is unchanged."""
-    if getattr(config.option, "dist", "no") == "no":
-        return
-    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: 0 if item.nodeid.split("::")[0] in slow_files else 1)
