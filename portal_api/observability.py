@@ -257,7 +257,7 @@ def configure_logging(log_format: str | None = None) -> None:
 
 
 def install(app: FastAPI) -> None:
-    """The middleware, the download counter and ``GET /metrics``."""
+    """The middleware, the download counter, ``GET /metrics`` and the two probes."""
     configure_logging()
     _listen_for_downloads()
     app.add_middleware(ObservabilityMiddleware)
@@ -268,19 +268,12 @@ def install(app: FastAPI) -> None:
         body = metrics_text(services.database.engine, Path(services.settings.home))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/health/live", tags=["saúde"], summary="O processo está vivo", response_model=HealthOut)
+    # Probes and /metrics are for the load balancer and Prometheus, outside the API's document.
+    @app.get("/health/live", include_in_schema=False, response_model=HealthOut)
     def health_live() -> HealthOut:
         return HealthOut(status="ok")
 
-    @app.get(
-        "/health/ready",
-        tags=["saúde"],
-        summary="Pronto para atender: banco de dados e armazenamento acessíveis",
-        description="200 quando o banco de dados e o armazenamento respondem; 503 com `falhas` nomeando o que não respondeu "
-        "(`banco de dados`, `armazenamento`). Sem autenticação: para o balanceador.",
-        response_model=ReadyOut,
-        responses={503: {"model": ReadyOut, "description": "Uma dependência está inacessível; `falhas` diz qual."}},
-    )
+    @app.get("/health/ready", include_in_schema=False, response_model=ReadyOut)
     def health_ready(request: Request):
         services = request.app.state.services
         failures = readiness_failures(services.database.engine, services.storage)
