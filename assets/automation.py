@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 from dagster import (
     AssetCheckKey,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -34,14 +34,14 @@ from dagster import (
     SkipReason,
     build_schedule_from_partitioned_job,
     build_sensor_for_freshness_checks,
-    build_time_partition_freshness_checks,
-    in_process_executor,
     run_failure_sensor,
     sensor,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.d1 import PUBLICATION, QUARANTINE, STAGED_FILES, STAGING, UF_PUBLICATION, UF_STAGED_FILES
+from assets.executors import job_executor
+from assets.freshness import build_freshness_checks
 from pipelines import dates
 
 DAILY_JOB = "d1_daily_job"
@@ -60,20 +60,21 @@ def build_jobs(checks: Sequence[AssetChecksDefinition]):
         own = [c for c in checks if any(k.asset_key in keys for k in c.check_keys)]
         return AssetSelection.assets(*keys).without_checks() | AssetSelection.checks(*own)
 
-    # One process per run, steps in sequence: the steps share the day's files on
-    # disk and each is already parallel inside; a process per step would only add
-    # start-up time to every run of a backfill.
+    # In process by default (one process per run, steps in sequence: the steps share the
+    # day's files on disk and each is already parallel inside); Celery workers when
+    # VACINA_D1_EXECUTOR=celery (assets.executors).
+    executor = job_executor()
     daily = define_asset_job(
         DAILY_JOB,
         selection=selection(STAGING, QUARANTINE, STAGED_FILES, PUBLICATION),
-        executor_def=in_process_executor,
+        executor_def=executor,
         description="O fluxo D-1 de um dia inteiro: extrai da fonte, verifica, particiona, verifica e publica.",
         tags={"vacina_d1/fluxo": "dia"},
     )
     uf = define_asset_job(
         UF_JOB,
         selection=selection(UF_STAGED_FILES, UF_PUBLICATION),
-        executor_def=in_process_executor,
+        executor_def=executor,
         description="Reprocessa uma UF de um dia (partição AAAA-MM-DD|UF), sem tocar nos arquivos das outras UFs. "
         "É o que o 'Atualizar' do portal lança.",
         tags={"vacina_d1/fluxo": "uf"},
@@ -98,12 +99,8 @@ def build_freshness() -> tuple[Sequence[AssetChecksDefinition], SensorDefinition
         # Superseded by FreshnessPolicy, which looks at the asset's last materialization
         # of any partition; this check asks the question we have: is yesterday published?
         warnings.simplefilter("ignore")
-        checks = build_time_partition_freshness_checks(
-            assets=[PUBLICATION],
-            deadline_cron=FRESHNESS_DEADLINE_CRON,
-            timezone=dates.TIMEZONE,
-            severity=AssetCheckSeverity.ERROR,
-        )
+        # Days due before the installation began are not judged (assets.freshness).
+        checks = build_freshness_checks([PUBLICATION], FRESHNESS_DEADLINE_CRON, dates.TIMEZONE, AssetCheckSeverity.ERROR)
         freshness_sensor = build_sensor_for_freshness_checks(
             freshness_checks=checks, name="d1_freshness_sensor", default_status=DefaultSensorStatus.RUNNING
         )

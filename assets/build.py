@@ -24,7 +24,7 @@ class D1Definitions:
 def build(settings=None) -> D1Definitions:
     """Everything the code location holds, for ``settings`` (``pipelines.flow.FlowSettings``,
     read from the environment when None)."""
-    from assets import automation, checks, d1, partitions
+    from assets import automation, checks, d1, metrics_export, partitions
     from pipelines.flow import FlowSettings
 
     settings = settings or FlowSettings()
@@ -50,6 +50,7 @@ def build(settings=None) -> D1Definitions:
             freshness_sensor,
             automation.build_failure_sensor(),
             automation.build_check_failure_sensor(check_keys),
+            metrics_export.build_metrics_sensor(check_keys),
         ],
         blocking_checks=list(d1_checks),
         freshness_checks=list(freshness_checks),

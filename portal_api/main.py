@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from portal_api import docs_offline, observability
 from portal_api.api.deps import AccessTokenProvider, Services
 from portal_api.api.main import api_router
 from portal_api.core import problems
@@ -85,6 +86,8 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
         openapi_tags=TAGS,
         generate_unique_id_function=_operation_id,
         redirect_slashes=False,
+        docs_url=None,  # served from local files by docs_offline (no CDN)
+        redoc_url=None,
     )
     app.state.services = services
     app.state.solicitacoes = WorkflowServices(settings)
@@ -98,6 +101,8 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
     from portal_api import web
 
     web.install(app, settings, dev_login=dev_login)
+    docs_offline.install(app)
+    observability.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

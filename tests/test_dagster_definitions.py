@@ -135,8 +135,10 @@ def test_the_jobs_run_in_one_process_with_the_blocking_checks_of_their_assets():
     assert daily_checks <= blocking and len(daily_checks) == 9
 
 
-def test_the_freshness_check_flags_yesterday_not_published_by_seven_in_sao_paulo(tmp_path):
+def test_the_freshness_check_flags_yesterday_not_published_by_seven_in_sao_paulo(tmp_path, monkeypatch):
     from dagster import AssetMaterialization, materialize
+
+    monkeypatch.setenv("VACINA_D1_INSTALLED_AT", "2026-01-01")  # installed long before the day judged
 
     d1 = s.build()
     [check] = d1.freshness_checks
@@ -296,3 +298,33 @@ def test_failed_runs_and_failed_checks_are_reported(tmp_path, monkeypatch, webho
     assert check_alert["tipo"] == "verificação falhou"
     assert check_alert["verificação"] == "rnds_staging/quarantine_share_under_limit" and "acima do limite" in check_alert["motivo"]
     assert received == lines
+
+
+def test_the_freshness_check_does_not_judge_days_due_before_the_installation_began(tmp_path, monkeypatch):
+    """A fresh install is not red for a day that was due before it existed; the first
+    day due after it is judged."""
+    from dagster import materialize
+
+    from assets.freshness import installation_started
+
+    monkeypatch.delenv("VACINA_D1_INSTALLED_AT", raising=False)
+    d1 = s.build()
+    [check] = d1.freshness_checks
+    publication = next(a for a in d1.assets if PUBLICATION in a.keys)
+    instance = DagsterInstance.ephemeral()
+    assert installation_started(instance, 1e12) == 1e12  # no run yet: the installation begins now
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = materialize(
+            [publication, check], selection=AssetSelection.checks(check), instance=instance,
+            resources=s.resources(tmp_path), run_config=s.QUIET,
+        )
+    [evaluation] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert evaluation.passed is True and "antes de a instalação começar" in evaluation.description
+    # The installation began with that first run: a day due later than it is judged.
+    [record] = instance.get_run_records()
+    assert installation_started(instance, 1e12) == record.create_timestamp.timestamp()
+    # Set explicitly (an installation moved to a new instance), the older date wins.
+    monkeypatch.setenv("VACINA_D1_INSTALLED_AT", "2026-01-01")
+    assert installation_started(instance, 1e12) == dt.datetime(2026, 1, 1, tzinfo=SP).timestamp()

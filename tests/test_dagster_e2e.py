@@ -213,3 +213,28 @@ def test_a_backfill_runs_through_the_daemon_within_the_run_queue_limit(stack):
     for day in BACKFILL_DAYS:
         assert catalog.latest_publication(dt.date.fromisoformat(day)).version == 1
     catalog.engine.dispose()
+
+
+FRESHNESS = """
+{ assetCheckExecutions(assetKey: {path: ["d1_publication"]}, checkName: "freshness_check", limit: 5) {
+  status evaluation { success description } } }
+"""
+
+
+def test_a_fresh_installation_shows_no_red_check_and_no_alert(stack):
+    """The freshness sensor evaluates the 07:00 check as soon as the daemon starts: on an
+    installation that began today, the day due before it is not judged (assets.freshness),
+    so the check passes and nothing reaches alertas.jsonl."""
+    url = stack["dagster"].url
+    deadline = time.monotonic() + 240
+    freshness = None
+    while time.monotonic() < deadline:
+        executions = graphql(url, FRESHNESS)["assetCheckExecutions"]
+        done = [e for e in executions if e["status"] in ("SUCCEEDED", "FAILED")]
+        if done:
+            freshness = done[0]
+            break
+        time.sleep(2)
+    assert freshness and freshness["status"] == "SUCCEEDED", freshness
+    assert freshness["evaluation"]["success"] is True, freshness
+    assert not (stack["home"] / "alertas.jsonl").exists(), (stack["home"] / "alertas.jsonl").read_text()
