@@ -11,7 +11,7 @@ is its own, from ``os.wait4``):
   ours-plain     pipelines.partition.partition_day, uncompressed (the bench target's
                  "uncompressed partitioning": serialise once, route, gather, write, SHA-256)
   ours-gzip      the same with the gzip pieces compressed by the writer thread (the product)
-  ours-publish   what ``vacina-d1 publish`` runs (serving.cli.run_publish), to a fresh local
+  ours-publish   what ``vacina-d1 publish`` runs (pipelines.publish_day.run_publish), to a fresh local
                  directory + SQLite catalog: partition, gzip, upload (fsync'd), read-back
                  verification, manifest, commit
   pandas         read_parquet, the routing with pandas/numpy, concat, groupby + to_csv
@@ -133,7 +133,7 @@ def child(variant: str, path: Path, out: Path) -> dict:
                 "bytes_stored": result.bytes_stored, "timings": result.timings}
     if variant == "ours-publish":
         from serving.catalog import Catalog
-        from serving.cli import run_publish
+        from pipelines.publish_day import run_publish
         from serving.storage import LocalStorage
 
         catalog = Catalog(f"sqlite:///{out / 'catalog.db'}").upgrade()

@@ -18,7 +18,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
-from urllib.parse import urlparse
 
 CHUNK = 1024 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
@@ -204,15 +203,3 @@ class LocalStorage(Storage):
             if key.startswith(prefix):
                 keys.append(key)
         yield from sorted(keys)
-
-
-def open_storage(url: str) -> Storage:
-    """The store a URL names: a directory path, ``file:///path`` or ``s3://bucket/prefix``."""
-    parsed = urlparse(url)
-    if parsed.scheme == "s3":
-        from serving.s3 import S3Storage
-
-        return S3Storage.from_url(url)
-    if parsed.scheme in ("", "file"):
-        return LocalStorage(parsed.path if parsed.scheme == "file" else url)
-    raise StorageError(f"armazenamento não suportado: {url!r} (use um diretório, file:// ou s3://)")

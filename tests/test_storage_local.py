@@ -2,7 +2,8 @@ import hashlib
 
 import pytest
 
-from serving.storage import LocalStorage, ObjectNotFound, StorageError, open_storage
+from serving.storage import LocalStorage, ObjectNotFound, StorageError
+from serving.stores import open_storage
 
 
 def test_local_storage_roundtrip_ranges_and_metadata(tmp_path):
