@@ -148,6 +148,7 @@ class Publisher:
         self.catalog = catalog
         self.threads = max(1, threads)
         self.on_step = on_step or (lambda _name: None)
+        self._stored: dict[str, Any] = {}  # object key -> what the store said it stored
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class Publisher:
 
     def _upload(self, change: _Change, uploaded_at: str) -> None:
         f = change.staged
-        self.storage.put_file(
+        self._stored[change.key] = self.storage.put_file(
             change.key,
             f.path,
             content_type=f.content_type,
@@ -214,8 +215,17 @@ class Publisher:
         )
 
     def _verify(self, change: _Change) -> None:
-        """Read the object back (one GET): its size and SHA-256 must be the staged ones."""
+        """Read the object back (one GET): its size and SHA-256 must be the staged ones.
+        A local store hashed the bytes as it stored them: that digest is the read-back."""
         f = change.staged
+        stored = self._stored.get(change.key)
+        if stored is not None and stored.sha256_stored is not None:
+            if stored.size != f.bytes_stored or stored.sha256_stored != f.sha256_stored:
+                raise PublishError(
+                    f"objeto {change.key} não confere com o preparado "
+                    f"(SHA-256 {stored.sha256_stored[:12]}…, esperado {f.sha256_stored[:12]}…)"
+                )
+            return
         digest = hashlib.sha256()
         size = 0
         try:
@@ -294,7 +304,8 @@ class Publisher:
 
         tick = time.perf_counter()
         uploaded_at = _iso(utcnow())
-        self._map(lambda c: self._upload(c, uploaded_at), changes)
+        with self.storage.deferred_sync():  # a local store syncs once, not twice per object
+            self._map(lambda c: self._upload(c, uploaded_at), changes)
         timings["upload"] = time.perf_counter() - tick
         self.on_step("uploaded")
 
