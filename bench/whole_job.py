@@ -75,11 +75,12 @@ def measured(argv: list[str], env: dict[str, str], cwd: Path, max_rss_mb: float)
     """Wall and CPU seconds, peak RSS (MiB) and stdout of one child process."""
     started = time.perf_counter()
     stopped = threading.Event()
+    reaped = threading.Event()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd, env=env, text=True)
 
-        def watch() -> None:
-            while child.poll() is None:
+        def watch() -> None:  # never reaps the child (poll would): wait4 below must get its rusage
+            while not reaped.is_set():
                 if _rss_mb(child.pid) > max_rss_mb:
                     stopped.set()
                     child.kill()
@@ -89,6 +90,7 @@ def measured(argv: list[str], env: dict[str, str], cwd: Path, max_rss_mb: float)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         _, status, usage = os.wait4(child.pid, 0)
+        reaped.set()
         child.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
         out.seek(0)
