@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python bench/import_pni.py
 	$(BIN)/python bench/bench_fhir.py --records 50000
 	$(BIN)/python bench/bench_portal.py
+	$(BIN)/python bench/whole_job.py --records 100000
 
 # Refreshes the pinned versions the setup installs (commit the result).
 lock:

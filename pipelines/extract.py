@@ -13,13 +13,10 @@ import collections
 import datetime as dt
 import json
 import os
-import queue
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Iterable
 
 import polars as pl
 import pyarrow as pa
@@ -147,80 +144,6 @@ class _Writer:
         self.tmp.unlink(missing_ok=True)
 
 
-def read_ahead(batches: Iterable[pl.DataFrame], depth: int = 1) -> Iterator[pl.DataFrame]:
-    """The same batches, the next ``depth`` read in a thread while this one is validated.
-
-    Decompression (zlib), parsing (Arrow) and Polars release the GIL, so reading and
-    validating use both cores; memory grows by ``depth`` batches. An error of the
-    source is raised here, in the caller's thread; closing this iterator stops the
-    reader (and closes the source's generator in the reader's own thread)."""
-    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        iterator = iter(batches)
-        try:
-            for batch in iterator:
-                if not put(("batch", batch)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put(("error", exc))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    reader = threading.Thread(target=produce, name="vacina-d1-leitura", daemon=True)
-    reader.start()
-    try:
-        while True:
-            kind, value = handoff.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        reader.join()
-
-
-class _WriteBehind:
-    """Parquet writes run in one background thread, in the order they were asked
-    (so the files are byte for byte what a serial run writes), while the caller
-    validates the next batch. ``drain`` waits for everything asked so far: called
-    before each batch's writes, at most one batch is ever pending."""
-
-    def __init__(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vacina-d1-escrita")
-        self.pending: list[Future] = []
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.pending.append(self.executor.submit(fn, *args))
-
-    def drain(self) -> None:
-        pending, self.pending = self.pending, []
-        errors = [exc for future in pending if (exc := future.exception()) is not None]
-        if errors:
-            raise errors[0]
-
-    def close(self) -> None:
-        try:
-            self.drain()
-        finally:
-            self.executor.shutdown(wait=True)
-
-
 def _quarantine_from_valid(rows: pl.DataFrame, reason: str) -> pl.DataFrame:
     """Typed records back to their text form, for the quarantine."""
     return rows.select(
@@ -267,16 +190,8 @@ class DayStaging:
     batch, with the counts, reasons and order seen so far. ``finish`` makes the
     canonical files (still temporary); ``publish`` renames them into place."""
 
-    def __init__(
-        self,
-        out: Path,
-        rejects: Path,
-        counts: ExtractCounts,
-        started: float | None = None,
-        writes: _WriteBehind | None = None,
-    ):
+    def __init__(self, out: Path, rejects: Path, counts: ExtractCounts, started: float | None = None):
         self.out, self.rejects, self.counts = out, rejects, counts
-        self.writes = writes
         self.started = time.perf_counter() if started is None else started
         self.reasons: collections.Counter[str] = collections.Counter()
         self.order = _OrderTracker()
@@ -293,30 +208,16 @@ class DayStaging:
         for row in quarantine[contract.QUARANTINE_REASONS_COLUMN].explode().value_counts().iter_rows():
             self.reasons[row[0]] += row[1]
         self.order.see(valid["co_documento"])
-        self._do(self._write, valid, quarantine)
-
-    def _write(self, valid: pl.DataFrame, quarantine: pl.DataFrame) -> None:
         self.valid_writer.write(valid)
         self.quarantine_writer.write(quarantine)
 
-    def _do(self, fn: Callable[..., None], *args: Any) -> None:
-        if self.writes is None:
-            fn(*args)
-        else:
-            self.writes.submit(fn, *args)
-
     def suspend(self) -> None:
         """Close the open files (a later ``add`` opens new parts)."""
-        self._do(self._suspend)
-
-    def _suspend(self) -> None:
         self.valid_writer.suspend()
         self.quarantine_writer.suspend()
 
     def finish(self) -> None:
         """Canonical staging and quarantine files, with the counts, still under temporary names."""
-        if self.writes is not None:
-            self.writes.drain()
         counts = self.counts
         counts.reasons = dict(self.reasons)
         valid_writer = self.valid_writer
@@ -346,11 +247,6 @@ class DayStaging:
             tmp_valid.unlink()
 
     def abort(self) -> None:
-        if self.writes is not None:
-            try:
-                self.writes.drain()
-            except BaseException:  # noqa: BLE001 - aborting anyway: the temp files go
-                pass
         self.valid_writer.abort()
         self.quarantine_writer.abort()
 
@@ -377,11 +273,9 @@ def extract(
     rejects.parent.mkdir(parents=True, exist_ok=True)
     pseudonymize = source.pseudonymizer() if source is not None else None
     counts = ExtractCounts(day=day.isoformat() if day else None, source=source.kind if source is not None else None)
-    writes = _WriteBehind()
-    staging = DayStaging(out, rejects, counts, started, writes)
+    staging = DayStaging(out, rejects, counts, started)
     try:
-        for raw in read_ahead(batches):
-            writes.drain()
+        for raw in batches:
             if day is not None:
                 entry = _parse_date(pl.col("dt_entrada_rnds").str.strip_chars())
                 keep = raw.select((entry.is_null() | (entry == day)).alias("keep"))["keep"]
@@ -393,8 +287,6 @@ def extract(
     except BaseException:
         staging.abort()
         raise
-    finally:
-        writes.close()
     staging.publish()
     return counts
 
@@ -424,31 +316,23 @@ def split_by_entry_day(
     out_dir.mkdir(parents=True, exist_ok=True)
     pseudonymize = source.pseudonymizer()
     days: collections.OrderedDict[dt.date | None, DayStaging] = collections.OrderedDict()
-    writes = _WriteBehind()
-    open_days: collections.OrderedDict[dt.date | None, None] = collections.OrderedDict()
 
     def staging_for(day: dt.date | None) -> DayStaging:
         staging = days.get(day)
         if staging is None:
             name = day.isoformat() if day is not None else NO_ENTRY_DAY
             counts = ExtractCounts(day=name, source=source.kind)
-            staging = days[day] = DayStaging(
-                out_dir / f"{name}.parquet", out_dir / f"{name}.rejects.parquet", counts, started, writes
-            )
-        # The days written to most recently keep their files open (the writes happen
-        # in the background, so which files are open is tracked here, in order).
-        open_days[day] = None
-        open_days.move_to_end(day)
-        while len(open_days) > _MAX_OPEN_DAYS:
-            stale, _ = open_days.popitem(last=False)
+            staging = days[day] = DayStaging(out_dir / f"{name}.parquet", out_dir / f"{name}.rejects.parquet", counts, started)
+        days.move_to_end(day)
+        open_days = [d for d, s in days.items() if s.valid_writer.writer is not None or s.quarantine_writer.writer is not None]
+        for stale in open_days[: max(0, len(open_days) - _MAX_OPEN_DAYS)]:
             days[stale].suspend()
         return staging
 
     empty_valid = pl.DataFrame(schema=contract.SCHEMA)
     empty_quarantine = pl.DataFrame(schema=contract.QUARANTINE_SCHEMA)
     try:
-        for raw in read_ahead(source.batches()):
-            writes.drain()
+        for raw in source.batches():
             result = validate(raw, today=today, pseudonymize=pseudonymize)
             valid_days = result.valid.partition_by("dt_entrada_rnds", as_dict=True, maintain_order=True)
             entry = _parse_date(pl.col("dt_entrada_rnds").str.strip_chars()).alias("_dia")
@@ -468,8 +352,6 @@ def split_by_entry_day(
         for staging in days.values():
             staging.abort()
         raise
-    finally:
-        writes.close()
     result_counts: dict[dt.date | None, ExtractCounts] = {}
     for day, staging in days.items():
         # Nothing without an entry date is valid (the date is required): only its quarantine is kept.
