@@ -71,6 +71,7 @@ bench: setup
 	$(BIN)/python bench/bench_fhir.py --records 50000
 	$(BIN)/python bench/bench_portal.py
 	$(BIN)/python bench/sync.py --days 30 --rows 5000
+	$(BIN)/python bench/whole_job.py --records 100000
 
 # Refreshes the pinned versions the setup installs (commit the result).
 lock:

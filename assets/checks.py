@@ -4,25 +4,28 @@ reports it). The checks on the staging object and on the staged files therefore
 stop a bad day before anything is uploaded; the checks on the publication
 re-read what was committed and fail the run if the store does not hold it.
 
-Each check is a thin wrapper over ``pipelines.day_checks``.
+Each check is a thin wrapper over ``pipelines.day_checks``. The checks of one asset
+run in one step (``multi_asset_check``): ``day_checks.evaluate_all`` runs them on
+both cores and they share one read of each file; each still reports, passes or
+fails, and gates under its own name.
 """
 
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSpec,
     AssetKey,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 
 from assets.d1 import PUBLICATION, STAGED_FILES, STAGING, UF_PUBLICATION, UF_STAGED_FILES
-from assets.errors import one_line
 from assets.metadata import location
 from assets.partitions import day_of, uf_of
 from assets.resources import CatalogDb, ObjectStore, PipelineWork
@@ -106,35 +109,53 @@ def _metadata_value(name: str, value: Any) -> Any:
     return value
 
 
-def _build(asset_key: AssetKey, name: str, description: str, evaluate: Evaluate) -> AssetChecksDefinition:
+def _result(asset_key: AssetKey, name: str, outcome: CheckOutcome) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.summary,
+        metadata={label: _metadata_value(label, value) for label, value in outcome.metadata.items()},
+    )
+
+
+def _build(asset_key: AssetKey, checks: dict[str, tuple[str, Evaluate]]) -> AssetChecksDefinition:
     # Not partitioned themselves (partitioned checks are a preview feature in 1.13):
     # each check reads the partition of the run it is in.
-    @asset_check(asset=asset_key, name=name, description=description, blocking=True)
-    def _check(
+    @multi_asset_check(
+        specs=[
+            AssetCheckSpec(name, asset=asset_key, description=description, blocking=True)
+            for name, (description, _) in checks.items()
+        ],
+        name=f"{asset_key.to_python_identifier()}_checks",
+        can_subset=True,
+    )
+    def _checks(
         context: AssetCheckExecutionContext, pipeline_work: PipelineWork, object_store: ObjectStore, catalog_db: CatalogDb
-    ) -> AssetCheckResult:
+    ) -> Iterator[AssetCheckResult]:
+        selected = [key.name for key in context.selected_asset_check_keys if key.asset_key == asset_key]
         if not context.has_partition_key:
-            return AssetCheckResult(
-                passed=False,
-                severity=AssetCheckSeverity.ERROR,
-                description="rode a verificação numa execução de uma partição (um dia, ou um dia e uma UF)",
-            )
+            for name in selected:
+                yield _result(
+                    asset_key,
+                    name,
+                    CheckOutcome(False, "rode a verificação numa execução de uma partição (um dia, ou um dia e uma UF)"),
+                )
+            return
         key = context.partition_key
         work = pipeline_work.work(day_of(key), uf_of(key))
-        try:
-            outcome = evaluate(work, Resources(pipeline_work, object_store, catalog_db))
-        except Exception as exc:  # noqa: BLE001 - a check that cannot run does not pass
-            outcome = CheckOutcome(False, f"a verificação não pôde rodar: {one_line(exc)}", {"erro": exc.__class__.__name__})
-        if not outcome.passed:
-            context.log.error(f"{asset_key.to_user_string()}/{name} [{key}]: {outcome.summary}")
-        return AssetCheckResult(
-            passed=outcome.passed,
-            severity=AssetCheckSeverity.ERROR,
-            description=outcome.summary,
-            metadata={label: _metadata_value(label, value) for label, value in outcome.metadata.items()},
+        resources = Resources(pipeline_work, object_store, catalog_db)
+        outcomes = day_checks.evaluate_all(
+            {name: (lambda evaluate=checks[name][1]: evaluate(work, resources)) for name in selected}
         )
+        for name in selected:
+            outcome = outcomes[name]
+            if not outcome.passed:
+                context.log.error(f"{asset_key.to_user_string()}/{name} [{key}]: {outcome.summary}")
+            yield _result(asset_key, name, outcome)
 
-    return _check
+    return _checks
 
 
 PLAN = [
@@ -157,8 +178,4 @@ def publication_gates() -> dict[AssetKey, dict[AssetKey, list[str]]]:
 
 
 def build_checks() -> list[AssetChecksDefinition]:
-    return [
-        _build(asset_key, name, description, evaluate)
-        for asset_key, checks in PLAN
-        for name, (description, evaluate) in checks.items()
-    ]
+    return [_build(asset_key, checks) for asset_key, checks in PLAN]

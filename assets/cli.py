@@ -1,6 +1,6 @@
 """``vacina-d1 run``: the whole D-1 flow of one day (or of one UF of a day), in this
 process, with the very assets, checks and jobs the Dagster UI runs
-(``pipelines.definitions``). Registered into ``pipelines.cli``.
+(``assets.definitions``). Registered into ``pipelines.cli``.
 
 The run is recorded in the project's Dagster instance (``DAGSTER_HOME`` when set;
 else ``dagster.yaml`` of the current directory, as ``dagster dev`` reads it; else
@@ -65,7 +65,7 @@ def open_instance(home: Path) -> Iterator[tuple[Any, str]]:
         if not config.exists():
             config.write_text("# Instância do Dagster de `vacina-d1 run` fora da raiz do repositório.\ntelemetry:\n  enabled: false\n")
         ref = InstanceRef.from_dir(str(base))
-        how = f"DAGSTER_HOME={base} dagster dev -m pipelines.definitions"
+        how = f"DAGSTER_HOME={base} dagster dev -m assets.definitions"
     with DagsterInstance.from_ref(ref) as instance:
         yield instance, how
 
@@ -129,7 +129,7 @@ def run_day(day: dt.date, uf: str | None = None, *, verbose: bool = False) -> di
     with warnings.catch_warnings():
         if not verbose:
             warnings.simplefilter("ignore")
-        from pipelines.definitions import build_definitions
+        from assets.definitions import build_definitions
 
         definitions = build_definitions(settings)
         job = definitions.resolve_job_def(UF_JOB if uf else DAILY_JOB)

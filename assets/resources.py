@@ -99,7 +99,7 @@ class ObjectStore(ConfigurableResource):
         return self.url or _settings().resolved_storage_url
 
     def open(self):
-        from serving.storage import open_storage
+        from serving.stores import open_storage
 
         return open_storage(self.resolved_url())
 

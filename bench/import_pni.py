@@ -105,6 +105,8 @@ def stage(name: str, path: Path, work: Path, days: int) -> dict:
     else:
         raise SystemExit(f"etapa desconhecida: {name}")
     seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu"] = round(usage.ru_utime + usage.ru_stime, 2)  # the whole process, imports included
     return {**result, "stage": name, "seconds": round(seconds, 2), "rows_per_s": int(result["rows"] / seconds), "peak_rss_mb": peak_rss_mb()}
 
 
@@ -140,11 +142,11 @@ def main() -> None:
             )
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         base = results["unzip"]
-        print(f"{'etapa':<8} {'s':>8} {'linhas/s':>11} {'MB/s':>7} {'x unzip':>8} {'pico RSS MB':>12}")
+        print(f"{'etapa':<8} {'s':>8} {'linhas/s':>11} {'MB/s':>7} {'x unzip':>8} {'CPU s':>7} {'CPU x unzip':>12} {'pico RSS MB':>12}")
         for name, r in results.items():
             print(
                 f"{name:<8} {r['seconds']:>8.1f} {r['rows_per_s']:>11,} {size / 1e6 / r['seconds']:>7.0f} "
-                f"{r['seconds'] / base['seconds']:>8.1f} {r['peak_rss_mb']:>12.0f}"
+                f"{r['seconds'] / base['seconds']:>8.1f} {r['cpu']:>7.1f} {r['cpu'] / base['cpu']:>12.1f} {r['peak_rss_mb']:>12.0f}"
             )
         assert results["source"]["rows"] == base["rows"] == rows, results
         assert results["split"]["rows"] == rows and results["one-day"]["rows"] == rows, results

@@ -13,7 +13,7 @@ is its own, from ``os.wait4``):
   ours-gzip      the same with the gzip pieces compressed by the writer thread (CSV only)
   ours-gzip-parquet  the product: ours-gzip plus each file's typed Parquet and each UF's
                  indicator table (issue 12); against ours-gzip, the extra cost of both
-  ours-publish   what ``vacina-d1 publish`` runs (serving.cli.run_publish), to a fresh local
+  ours-publish   what ``vacina-d1 publish`` runs (pipelines.publish_day.run_publish), to a fresh local
                  directory + SQLite catalog: partition, gzip, upload (fsync'd), read-back
                  verification, manifest, commit
   ours-publish-csv / ours-publish-all  partition + publish_day to a fresh local store and
@@ -160,7 +160,7 @@ def child(variant: str, path: Path, out: Path) -> dict:
                 "partition_timings": result.timings}
     if variant == "ours-publish":
         from serving.catalog import Catalog
-        from serving.cli import run_publish
+        from pipelines.publish_day import run_publish
         from serving.storage import LocalStorage
 
         catalog = Catalog(f"sqlite:///{out / 'catalog.db'}").upgrade()

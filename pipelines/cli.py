@@ -156,13 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.set_defaults(handler=cmd_import)
 
+    from pipelines import publish_day
+
+    publish_day.register(commands)
     for register in _extensions():
         register(commands)
     return parser
 
 
 def _extensions() -> list[Callable[[Any], None]]:
-    """Commands of the other packages (publish, run, serve, admin), when installed."""
+    """Commands of the other packages (db/gc, run, serve, admin), when installed. Looked
+    up by name (a plugin registry, not a dependency of this room); each module is
+    light to import — its command loads SQLAlchemy, Dagster or FastAPI when it runs."""
     registers = []
     for module_name in ("serving.cli", "assets.cli", "portal_api.cli"):
         try:

@@ -10,14 +10,25 @@ an independent recount: DuckDB over the staging Parquet, with the
 occurrence/residence rule written again in SQL from its specification (the
 ``pipelines.partition`` docstring) and the IBGE list, never from the partitioner's
 code.
+
+Each file is read once per step: the checks of one object share one scan of it
+(``_scan``: the staging Parquet by one DuckDB query, every staged file by one
+pass that hashes it and reads its gzip header, the UF files by one DuckDB query),
+computed by the checks themselves from the bytes on disk — nothing the writer
+computed is reused, only compared with. ``evaluate_all`` runs a step's checks on
+both cores.
 """
 
 from __future__ import annotations
 
-import gzip
+import contextvars
+import hashlib
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
@@ -31,6 +42,9 @@ from serving.storage import sha256_file
 # How many problems a check lists (the total is always given).
 SAMPLE = 10
 BRASIL_PAIS = "10"
+# Threads a step's checks (and the hashing of the staged files) use: the machine's two cores.
+THREADS = 2
+_READ = 1 << 20
 
 
 @dataclass
@@ -49,8 +63,62 @@ def _fail(summary: str, problems: list[str] | None = None, **metadata: Any) -> C
 
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("SET threads = 2")
+    con.execute(f"SET threads = {THREADS}")
     return con
+
+
+def evaluate_all(evaluations: dict[str, Callable[[], CheckOutcome]]) -> dict[str, CheckOutcome]:
+    """Run independent checks at once (DuckDB, hashing and zlib release the GIL); a check
+    that raises does not pass, and says why."""
+
+    def run(evaluate: Callable[[], CheckOutcome]) -> CheckOutcome:
+        try:
+            return evaluate()
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run does not pass
+            text = str(exc).strip().splitlines()
+            return CheckOutcome(False, f"a verificação não pôde rodar: {text[0] if text else exc.__class__.__name__}", {"erro": exc.__class__.__name__})
+
+    token = _CURRENT_SCANS.set(_Scans())
+    try:
+        with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="vacina-d1-verificacao") as pool:
+            futures = {
+                name: pool.submit(contextvars.copy_context().run, run, evaluate) for name, evaluate in evaluations.items()
+            }
+            return {name: future.result() for name, future in futures.items()}
+    finally:
+        _CURRENT_SCANS.reset(token)
+
+
+class _Scans:
+    """The scans of one ``evaluate_all``: each computed once, even when two checks ask
+    at the same time, and forgotten when the step ends (a later run reads again)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.entries: dict[tuple, tuple[threading.Lock, list]] = {}
+
+    def get(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        with self.lock:
+            entry = self.entries.setdefault(key, (threading.Lock(), []))
+        lock, box = entry
+        with lock:
+            if not box:
+                box.append(compute())
+            return box[0]
+
+
+_CURRENT_SCANS: contextvars.ContextVar[_Scans | None] = contextvars.ContextVar("vacina_d1_scans", default=None)
+
+
+def _shared(key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, shared with the other checks of the same ``evaluate_all``."""
+    scans = _CURRENT_SCANS.get()
+    return compute() if scans is None else scans.get(key, compute)
+
+
+def _file_key(kind: str, path: Path, *extra: Any) -> tuple:
+    stat = path.stat()
+    return (kind, str(path), stat.st_size, stat.st_mtime_ns, *extra)
 
 
 def _lit(text: object) -> str:
@@ -97,13 +165,47 @@ def counts_reconcile(work: DayWork) -> CheckOutcome:
     return CheckOutcome(True, f"lidos {counts.read} = válidos {counts.valid} + quarentena {counts.quarantined}", metadata)
 
 
-def _code_width_problems(con: duckdb.DuckDBPyConnection, source: str, columns: dict[str, int]) -> dict[str, int]:
-    exprs = [
-        f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> '' AND NOT regexp_full_match({_q(c)}, '[0-9]{{{w}}}'))"
-        for c, w in columns.items()
-    ]
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM {source}").fetchone()
-    return {c: int(n) for c, n in zip(columns, row) if n}
+@dataclass(frozen=True)
+class _StagingScan:
+    total: int
+    bad_widths: dict[str, int]
+    missing_required: dict[str, int]
+    bad_status: int
+    other_day: int
+    distinct_documents: int
+    missing_documents: int
+
+
+def _staging_scan(work: DayWork) -> _StagingScan:
+    """Every figure the staging checks need, in one DuckDB pass over the Parquet."""
+
+    def compute() -> _StagingScan:
+        con = _connect()
+        widths = [
+            f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> '' AND NOT regexp_full_match({_q(c)}, '[0-9]{{{w}}}'))"
+            for c, w in contract.CODE_WIDTHS.items()
+        ]
+        required = [f"count(*) FILTER (WHERE {_q(c)} IS NULL)" for c in contract.REQUIRED_COLUMNS]
+        statuses = ", ".join(f"'{v}'" for v in contract.ST_DOCUMENTO_VALUES)
+        row = con.execute(
+            f"SELECT count(*), count(DISTINCT co_documento), count(*) FILTER (WHERE co_documento IS NULL), "
+            f"count(*) FILTER (WHERE st_documento NOT IN ({statuses})), count(*) FILTER (WHERE dt_entrada_rnds <> ?), "
+            f"{', '.join(widths + required)} FROM read_parquet({_lit(work.staging)})",
+            [work.day],
+        ).fetchone()
+        total, distinct, nulls, bad_status, other_day = (int(v) for v in row[:5])
+        n_widths = len(contract.CODE_WIDTHS)
+        return _StagingScan(
+            total=total,
+            bad_widths={c: int(n) for c, n in zip(contract.CODE_WIDTHS, row[5 : 5 + n_widths]) if n},
+            missing_required={c: int(n) for c, n in zip(contract.REQUIRED_COLUMNS, row[5 + n_widths :]) if n},
+            bad_status=bad_status,
+            other_day=other_day,
+            distinct_documents=distinct,
+            missing_documents=nulls,
+        )
+
+    return _shared(_file_key("staging", work.staging, work.day), compute)
 
 
 def staging_layout(work: DayWork) -> CheckOutcome:
@@ -127,24 +229,14 @@ def staging_layout(work: DayWork) -> CheckOutcome:
             problems.append(f"{name} é {kind}, o contrato pede texto")
     if problems:
         return _fail("tipos fora do contrato: " + problems[0], problems)
-    con = _connect()
-    source = f"read_parquet({_lit(work.staging)})"
-    widths = _code_width_problems(con, source, contract.CODE_WIDTHS)
-    problems += [f"{c}: {n} código(s) sem {contract.CODE_WIDTHS[c]} dígitos" for c, n in widths.items()]
-    required = [f"count(*) FILTER (WHERE {_q(c)} IS NULL)" for c in contract.REQUIRED_COLUMNS]
-    row = con.execute(f"SELECT {', '.join(required)} FROM {source}").fetchone()
-    problems += [f"{c}: {n} registro(s) sem valor" for c, n in zip(contract.REQUIRED_COLUMNS, row) if n]
-    statuses = ", ".join(f"'{v}'" for v in contract.ST_DOCUMENTO_VALUES)
-    bad_status, other_day, total = con.execute(
-        f"SELECT count(*) FILTER (WHERE st_documento NOT IN ({statuses})), "
-        f"count(*) FILTER (WHERE dt_entrada_rnds <> ?), count(*) FROM {source}",
-        [work.day],
-    ).fetchone()
-    if bad_status:
-        problems.append(f"st_documento: {bad_status} registro(s) fora de {contract.ST_DOCUMENTO_VALUES}")
-    if other_day:
-        problems.append(f"dt_entrada_rnds: {other_day} registro(s) de outro dia que não {work.day}")
-    metadata = {"colunas": len(schema.names), "registros": int(total), "versão do layout": contract.LAYOUT_VERSION}
+    scan = _staging_scan(work)
+    problems += [f"{c}: {n} código(s) sem {contract.CODE_WIDTHS[c]} dígitos" for c, n in scan.bad_widths.items()]
+    problems += [f"{c}: {n} registro(s) sem valor" for c, n in scan.missing_required.items()]
+    if scan.bad_status:
+        problems.append(f"st_documento: {scan.bad_status} registro(s) fora de {contract.ST_DOCUMENTO_VALUES}")
+    if scan.other_day:
+        problems.append(f"dt_entrada_rnds: {scan.other_day} registro(s) de outro dia que não {work.day}")
+    metadata = {"colunas": len(schema.names), "registros": scan.total, "versão do layout": contract.LAYOUT_VERSION}
     if problems:
         return _fail("o Parquet de preparação não segue o contrato: " + problems[0], problems, **metadata)
     return CheckOutcome(True, f"{len(schema.names)} colunas e tipos do contrato, códigos com seus dígitos", metadata)
@@ -154,20 +246,17 @@ def no_duplicate_documents(work: DayWork) -> CheckOutcome:
     """No ``co_documento`` twice (nor missing) in the day."""
     if not work.staging.is_file():
         return _fail(f"falta o Parquet de preparação {work.staging}")
-    con = _connect()
-    source = f"read_parquet({_lit(work.staging)})"
-    total, distinct, nulls = con.execute(
-        "SELECT count(*), count(DISTINCT co_documento), count(*) FILTER (WHERE co_documento IS NULL) "
-        f"FROM {source}"
-    ).fetchone()
-    repeated = con.execute(
-        f"SELECT co_documento, count(*) AS n FROM {source} WHERE co_documento IS NOT NULL "
-        "GROUP BY 1 HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ?",
-        [SAMPLE],
-    ).fetchall()
+    scan = _staging_scan(work)
+    total, distinct, nulls = scan.total, scan.distinct_documents, scan.missing_documents
     duplicates = total - nulls - distinct
-    metadata = {"registros": int(total), "co_documento distintos": int(distinct), "repetidos": int(duplicates), "sem co_documento": int(nulls)}
+    metadata = {"registros": total, "co_documento distintos": distinct, "repetidos": duplicates, "sem co_documento": nulls}
     if duplicates or nulls:
+        # Only a failing day pays for a second look, to name the repeated documents.
+        repeated = _connect().execute(
+            f"SELECT co_documento, count(*) AS n FROM read_parquet({_lit(work.staging)}) WHERE co_documento IS NOT NULL "
+            "GROUP BY 1 HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ?",
+            [SAMPLE],
+        ).fetchall()
         problems = [f"{doc} aparece {n} vezes" for doc, n in repeated] + ([f"{nulls} registro(s) sem co_documento"] if nulls else [])
         return _fail(f"{duplicates} co_documento repetido(s) e {nulls} ausente(s) no dia", problems, **metadata)
     return CheckOutcome(True, f"{total} registros, nenhum co_documento repetido", metadata)
@@ -282,6 +371,71 @@ def placement_reconciles(work: DayWork) -> CheckOutcome:
     return CheckOutcome(True, f"{len(actual)} arquivos, {sum(actual.values())} linhas, iguais à recontagem independente", metadata)
 
 
+@dataclass(frozen=True)
+class _FileScan:
+    size: int
+    sha256: str
+    header_problem: str | None
+
+
+def _gzip_head(compressed: bytes, length: int) -> bytes:
+    """The first ``length`` bytes of a gzip stream (of several members, as the
+    partitioner writes them) from its first compressed bytes."""
+    out = b""
+    data = compressed
+    while len(out) < length and data:
+        inflate = zlib.decompressobj(wbits=31)
+        out += inflate.decompress(data, length - len(out))
+        if not inflate.eof:
+            break
+        data = inflate.unused_data
+    return out
+
+
+def _scan_file(path: Path) -> _FileScan:
+    """Size, SHA-256 and the gzip header's verdict of one file, in one read."""
+    expected = csv_format.header_line() + csv_format.LINE_END.encode()
+    digest = hashlib.sha256()
+    size = 0
+    problem: str | None = None
+    with open(path, "rb") as handle:
+        first = handle.read(_READ)
+        digest.update(first)
+        size += len(first)
+        try:
+            head = _gzip_head(first, len(expected))
+        except zlib.error as exc:
+            problem = f"{path.name}: não abre como gzip ({exc})"
+        else:
+            if head != expected:
+                problem = f"{path.name}: cabeçalho diferente do layout"
+        while chunk := handle.read(_READ):
+            digest.update(chunk)
+            size += len(chunk)
+    return _FileScan(size, digest.hexdigest(), problem)
+
+
+def _staged_scan(work: DayWork, paths: list[Path]) -> dict[Path, _FileScan | None]:
+    """Every staged file read once (on both cores): what the intact and layout checks need."""
+
+    def compute() -> dict[Path, _FileScan | None]:
+        def one(path: Path) -> _FileScan | None:
+            try:
+                return _scan_file(path)
+            except FileNotFoundError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="vacina-d1-leitura") as pool:
+            return dict(zip(paths, pool.map(one, paths)))
+
+    return _shared(("staged", str(work.partition_record), tuple(paths)), compute)
+
+
+def _staged_paths(result) -> list[Path]:
+    files = list(result.files) + ([result.empty_file] if result.empty_file is not None else [])
+    return [f.path for f in files]
+
+
 def staged_files_intact(work: DayWork) -> CheckOutcome:
     """Each staged file is on disk with the size and SHA-256 the partitioner recorded,
     and nothing else is there."""
@@ -294,43 +448,34 @@ def staged_files_intact(work: DayWork) -> CheckOutcome:
         hint = " (já publicados e removidos da preparação: veja as verificações da publicação)" if published else ""
         return _fail(f"os arquivos preparados não estão em {work.files_dir}{hint}")
     files = list(result.files) + ([result.empty_file] if result.empty_file is not None else [])
-    # Each file and its representations (Parquet, a UF's indicators): (name, path, size, SHA-256).
-    expected = [
-        item
-        for f in files
-        for item in [(f.file_name, f.path, f.bytes_stored, f.sha256_stored)]
-        + [(r.file_name, r.path, r.bytes, r.sha256) for r in f.representations]
-    ]
+    # The CSV files come from the shared one-read scan; their representations (Parquet, a UF's
+    # indicators) are hashed here: (name, size and SHA-256 found or None, size and SHA-256 recorded).
+    scans = _staged_scan(work, _staged_paths(result))
+    found: list[tuple[str, tuple[int, str] | None, int, str]] = []
+    for f in files:
+        scan = scans.get(f.path)
+        found.append((f.file_name, None if scan is None else (scan.size, scan.sha256), f.bytes_stored, f.sha256_stored))
+        for r in f.representations:
+            here = (r.path.stat().st_size, sha256_file(r.path)) if r.path.is_file() else None
+            found.append((r.file_name, here, r.bytes, r.sha256))
     problems = []
     bytes_read = 0
-    for name, path, stored_bytes, stored_sha256 in expected:
-        if not path.is_file():
+    for name, here, stored_bytes, stored_sha256 in found:
+        if here is None:
             problems.append(f"{name}: não existe")
             continue
-        size = path.stat().st_size
+        size, sha256 = here
         bytes_read += size
         if size != stored_bytes:
             problems.append(f"{name}: {size} bytes, o particionador gravou {stored_bytes}")
-        elif sha256_file(path) != stored_sha256:
+        elif sha256 != stored_sha256:
             problems.append(f"{name}: SHA-256 diferente do gravado pelo particionador")
-    known = {name for name, *_ in expected}
+    known = {name for name, *_ in found}
     problems += [f"{p.name}: arquivo que o particionador não gravou" for p in sorted(work.files_dir.iterdir()) if p.name not in known]
     metadata = {"arquivos": len(files), "bytes verificados": bytes_read}
     if problems:
         return _fail(f"{len(problems)} arquivo(s) preparado(s) alterado(s) ou ausente(s): {problems[0]}", problems, **metadata)
     return CheckOutcome(True, f"{len(files)} arquivos com o tamanho e o SHA-256 gravados", metadata)
-
-
-def _header_problem(path: Path) -> str | None:
-    expected = csv_format.header_line() + csv_format.LINE_END.encode()
-    try:
-        with gzip.open(path, "rb") as handle:
-            head = handle.read(len(expected))
-    except (OSError, EOFError) as exc:
-        return f"{path.name}: não abre como gzip ({exc})"
-    if head != expected:
-        return f"{path.name}: cabeçalho diferente do layout"
-    return None
 
 
 def staged_files_layout(work: DayWork) -> CheckOutcome:
@@ -344,7 +489,14 @@ def staged_files_layout(work: DayWork) -> CheckOutcome:
         return _fail(str(exc))
     if not work.files_dir.is_dir():
         return _fail(f"os arquivos preparados não estão em {work.files_dir}")
-    problems = [p for f in result.files if (p := _header_problem(f.path))]
+    scans = _staged_scan(work, _staged_paths(result))
+    problems = []
+    for f in result.files:
+        scan = scans.get(f.path)
+        if scan is None:
+            problems.append(f"{f.file_name}: não existe")
+        elif scan.header_problem:
+            problems.append(scan.header_problem)
     uf_files = [f for f in result.files if f.scope_kind == "uf"]
     if problems or not uf_files:
         return _fail(f"{len(problems)} arquivo(s) fora do layout: {problems[0] if problems else 'nenhum arquivo de UF'}", problems)
@@ -359,13 +511,17 @@ def staged_files_layout(work: DayWork) -> CheckOutcome:
     date_checks = ", ".join(
         f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND try_strptime({_q(c)}, '%Y-%m-%d') IS NULL)" for c in contract.DATE_COLUMNS
     )
+    width_checks = ", ".join(
+        f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> '' AND NOT regexp_full_match({_q(c)}, '[0-9]{{{w}}}'))"
+        for c, w in contract.CODE_WIDTHS.items()
+    )
     try:
+        # One pass over the UF files: per file, its lines, documents, vínculos, dates and code widths.
         per_file = con.execute(
             f"SELECT filename, count(*), count(DISTINCT co_documento), "
             f"count(*) FILTER (WHERE {contract.TERRITORY_COLUMN} IS NULL OR {contract.TERRITORY_COLUMN} NOT IN ({vinculos})), "
-            f"{date_checks} FROM {source} GROUP BY filename"
+            f"{date_checks}, {width_checks} FROM {source} GROUP BY filename"
         ).fetchall()
-        widths = _code_width_problems(con, source, contract.CODE_WIDTHS)
     except duckdb.Error as exc:
         return _fail(f"os arquivos de UF não se leem com o layout: {str(exc).splitlines()[0]}")
     by_name = {Path(row[0]).name: row for row in per_file}
@@ -378,9 +534,15 @@ def staged_files_layout(work: DayWork) -> CheckOutcome:
             problems.append(f"{f.file_name}: {lines - distinct} co_documento repetido(s)")
         if bad_vinculo:
             problems.append(f"{f.file_name}: {bad_vinculo} linha(s) com {contract.TERRITORY_COLUMN} inválido")
-        for column, bad in zip(contract.DATE_COLUMNS, row[4:] if row else ()):
+        n_dates = len(contract.DATE_COLUMNS)
+        for column, bad in zip(contract.DATE_COLUMNS, row[4 : 4 + n_dates] if row else ()):
             if bad:
                 problems.append(f"{f.file_name}: {column} com {bad} data(s) fora do formato AAAA-MM-DD")
+    widths: dict[str, int] = {}
+    for row in per_file:
+        for column, bad in zip(contract.CODE_WIDTHS, row[4 + len(contract.DATE_COLUMNS) :]):
+            if bad:
+                widths[column] = widths.get(column, 0) + int(bad)
     problems += [f"{c}: {n} código(s) sem {contract.CODE_WIDTHS[c]} dígitos nos arquivos de UF" for c, n in widths.items()]
     lines_read = sum(row[1] for row in per_file)
     metadata = {"arquivos com cabeçalho verificado": len(result.files), "arquivos de UF lidos": len(uf_files), "linhas lidas": int(lines_read)}

@@ -21,7 +21,7 @@ seconds).
 
 Publication is ``serving.publish.Publisher`` on ``serving.publish.staged_day_from``
 of ``pipelines.partition.partition_day``'s result: exactly what ``vacina-d1
-publish`` does (``serving.cli.run_publish``), split in two so that checks can run
+publish`` does (``pipelines.publish_day.run_publish``), split in two so that checks can run
 on the staged files before anything is uploaded.
 """
 

@@ -21,7 +21,7 @@ from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from portal_api.refresh import DagsterClient
 from portal_api.solicitacoes.service import WorkflowServices
-from serving.storage import open_storage
+from serving.stores import open_storage
 
 # The routes that take files (certificate, CNES list, evidence): larger bodies — the API's
 # and the request wizard's pages (/portal/solicitacoes/{id}/passo/certificado, ...).

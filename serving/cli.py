@@ -1,26 +1,24 @@
-"""``vacina-d1 publish``, ``vacina-d1 db upgrade`` and ``vacina-d1 gc``.
+"""``vacina-d1 db upgrade`` and ``vacina-d1 gc``: the commands that only need
+``serving`` (storage and catalog).
 
 Registered into ``pipelines.cli`` (which turns any failure into one stderr line
-and a non-zero exit). Publishing needs the partitioner, so ``publish`` is the one
-place in ``serving`` that imports ``pipelines`` (lazily, inside the command).
+and a non-zero exit). ``publish`` chains the partitioner and the publisher, so it
+lives above this room (``pipelines/publish_day.py``) and uses ``open_serving``.
+Importing this module is cheap: SQLAlchemy, Alembic and the backends load only
+when a command runs, so ``vacina-d1 --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
-import time
-import uuid
-from pathlib import Path
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from serving import db
-from serving.catalog import Catalog
-from serving.settings import ServingSettings
-from serving.storage import Storage, StorageError, open_storage, sha256_file
+if TYPE_CHECKING:
+    from serving.catalog import Catalog
+    from serving.settings import ServingSettings
+    from serving.storage import Storage
 
 
 class ServingFailure(OSError):
@@ -29,19 +27,34 @@ class ServingFailure(OSError):
 
 
 def _emit(payload: dict[str, Any]) -> None:
-    from pipelines.cli import emit
-
-    emit(payload)
+    print(json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str), flush=True)
 
 
-def _hide_password(url: str) -> str:
+def _parse_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"data inválida: {text!r} (use AAAA-MM-DD)") from None
+
+
+def hide_password(url: str) -> str:
+    import sqlalchemy as sa
+
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as given
         return url
 
 
-def _open(args: argparse.Namespace) -> tuple[ServingSettings, Storage, Catalog]:
+def open_serving(args: argparse.Namespace) -> tuple[ServingSettings, Storage, Catalog]:
+    """Settings, store and catalog (migrated) for a command's ``--storage``/``--catalog``."""
+    import sqlalchemy as sa
+
+    from serving.catalog import Catalog
+    from serving.settings import ServingSettings
+    from serving.storage import StorageError
+    from serving.stores import open_storage
+
     settings = ServingSettings()
     storage_url = getattr(args, "storage", None) or settings.resolved_storage_url
     catalog_url = getattr(args, "catalog", None) or settings.resolved_catalog_url
@@ -53,105 +66,14 @@ def _open(args: argparse.Namespace) -> tuple[ServingSettings, Storage, Catalog]:
         catalog = Catalog(catalog_url).upgrade()
     except (sa.exc.SQLAlchemyError, ImportError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ServingFailure(f"catálogo inacessível em {_hide_password(catalog_url)}: {detail}") from exc
+        raise ServingFailure(f"catálogo inacessível em {hide_password(catalog_url)}: {detail}") from exc
     return settings, storage, catalog
-
-
-def run_publish(
-    input_path: str | Path,
-    day: dt.date,
-    *,
-    storage: Storage,
-    catalog: Catalog,
-    uf: str | None = None,
-    staging_root: str | Path,
-    threads: int = 8,
-) -> dict[str, Any]:
-    """Partition a canonical staging file and publish it; the summary the CLI prints.
-    Reusable by the orchestrator (the Dagster assets call the same function)."""
-    from pipelines import contract
-    from pipelines.partition import inspect_input, partition_day
-    from pipelines.validation import REASON_LABELS
-    from serving.publish import SCOPE_ALL, PublishError, Publisher, staged_day_from
-
-    started = time.perf_counter()
-    input_path = Path(input_path)
-    inspect_input(input_path, day)
-    scope = uf.strip().upper() if uf else SCOPE_ALL
-    summary: dict[str, Any] = {"command": "publish", "date": day.isoformat(), "scope": scope}
-    try:
-        if catalog.already_published(day, sha256_file(input_path), contract.LAYOUT_VERSION, None if uf is None else scope):
-            current = [r for r in catalog.current_files_of_day(day) if uf is None or r.uf == scope]
-            latest = catalog.latest_publication(day)
-            summary.update(
-                files=len(current),
-                changed=0,
-                unchanged=len(current),
-                rows=sum(r.rows for r in current),
-                bytes_csv=sum(r.bytes_csv for r in current),
-                bytes_stored=sum(r.bytes_stored for r in current),
-                version=None,
-                current_version=latest.version if latest else None,
-                manifest_key=latest.manifest_key if latest else None,
-                partitioned=False,
-                seconds=round(time.perf_counter() - started, 3),
-            )
-            return summary
-        staging = Path(staging_root) / f"{day.isoformat()}-{scope}-{uuid.uuid4().hex[:8]}"
-        try:
-            partition = partition_day(input_path, staging, day=day, uf=uf)
-            staged = staged_day_from(partition, reason_labels=REASON_LABELS)
-            outcome = Publisher(storage, catalog, threads=threads).publish(staged)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    except (StorageError, PublishError) as exc:
-        raise ServingFailure(str(exc)) from exc
-    except sa.exc.SQLAlchemyError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ServingFailure(f"falha no catálogo: {detail}") from exc
-    latest = catalog.latest_publication(day)
-    summary.update(
-        files=outcome.files,
-        changed=outcome.changed,
-        unchanged=outcome.unchanged,
-        records=partition.records,
-        rows=outcome.rows,
-        bytes_csv=outcome.bytes_csv,
-        bytes_stored=outcome.bytes_stored,
-        version=outcome.publication_version,
-        current_version=latest.version if latest else None,
-        manifest_key=outcome.manifest_key or (latest.manifest_key if latest else None),
-        partitioned=True,
-        partition_seconds=partition.seconds,
-        publish_seconds=outcome.seconds,
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    return summary
-
-
-def cmd_publish(args: argparse.Namespace) -> None:
-    from pipelines import dates
-
-    day = dates.parse_day(args.date)
-    if args.uf is not None and not args.uf.strip():
-        raise ValueError("--uf vazio: informe a sigla (ex.: SP)")
-    from pipelines.partition import inspect_input
-
-    input_path = Path(args.input)
-    inspect_input(input_path, day)  # bad input is refused before anything is created
-    settings, storage, catalog = _open(args)
-    try:
-        summary = run_publish(
-            input_path, day, storage=storage, catalog=catalog, uf=args.uf, staging_root=settings.home / "staging"
-        )
-    finally:
-        catalog.engine.dispose()
-    summary.update(storage=storage.url, catalog=_hide_password(catalog.url))
-    _emit(summary)
 
 
 def upgrade_all(url: str) -> list[str]:
     """Run serving's migrations, and the portal's when that package has them."""
+    from serving import db
+
     packages = ["serving"]
     db.upgrade("serving", url)
     if db.migrations_dir("portal_api") is not None:
@@ -161,23 +83,27 @@ def upgrade_all(url: str) -> list[str]:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    import sqlalchemy as sa
+
+    from serving.settings import ServingSettings
+
     url = args.catalog or ServingSettings().resolved_catalog_url
     try:
         packages = upgrade_all(url)
     except sa.exc.SQLAlchemyError as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ServingFailure(f"catálogo inacessível em {_hide_password(url)}: {detail}") from exc
-    _emit({"command": "db upgrade", "catalog": _hide_password(url), "packages": packages})
+        raise ServingFailure(f"catálogo inacessível em {hide_password(url)}: {detail}") from exc
+    _emit({"command": "db upgrade", "catalog": hide_password(url), "packages": packages})
 
 
 def cmd_gc(args: argparse.Namespace) -> None:
-    from pipelines import dates
     from serving.publish import collect_garbage
+    from serving.storage import StorageError
 
     if args.older_than_hours < 0:
         raise ValueError("--older-than-hours não pode ser negativo")
-    day = dates.parse_day(args.date) if args.date else None
-    _settings, storage, catalog = _open(args)
+    day = _parse_day(args.date) if args.date else None
+    _settings, storage, catalog = open_serving(args)
     try:
         removed = collect_garbage(
             storage, catalog, older_than_hours=args.older_than_hours, day=day, dry_run=args.dry_run
@@ -199,16 +125,6 @@ def cmd_gc(args: argparse.Namespace) -> None:
 
 
 def register(subparsers: Any) -> None:
-    publish = subparsers.add_parser(
-        "publish", help="particiona um dia em arquivos por UF e município e publica (atômico, versionado)"
-    )
-    publish.add_argument("--date", required=True, help="dia de entrada na RNDS (AAAA-MM-DD, yesterday)")
-    publish.add_argument("--input", required=True, help="Parquet canônico do dia (saída de generate/import)")
-    publish.add_argument("--storage", help="diretório, file:// ou s3://bucket/prefixo (padrão: var/storage)")
-    publish.add_argument("--catalog", help="URL SQLAlchemy do catálogo (padrão: sqlite var/catalog.db)")
-    publish.add_argument("--uf", help="publica só esta UF (o arquivo da UF e os dos seus municípios)")
-    publish.set_defaults(handler=cmd_publish)
-
     database = subparsers.add_parser("db", help="banco do catálogo e do portal")
     database_commands = database.add_subparsers(dest="db_command", required=True, metavar="AÇÃO")
     upgrade = database_commands.add_parser("upgrade", help="cria ou migra as tabelas (idempotente)")

@@ -197,6 +197,7 @@ class Publisher:
         self.catalog = catalog
         self.threads = max(1, threads)
         self.on_step = on_step or (lambda _name: None)
+        self._stored: dict[str, Any] = {}  # object key -> what the store said it stored
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -269,7 +270,7 @@ class Publisher:
                 pass
 
     def _upload(self, item: _Object, uploaded_at: str) -> None:
-        self.storage.put_file(
+        self._stored[item.key] = self.storage.put_file(
             item.key,
             item.path,
             content_type=item.content_type,
@@ -278,7 +279,16 @@ class Publisher:
         )
 
     def _verify(self, item: _Object) -> None:
-        """Read the object back (one GET): its size and SHA-256 must be the staged ones."""
+        """Read the object back (one GET): its size and SHA-256 must be the staged ones.
+        A local store hashed the bytes as it stored them: that digest is the read-back."""
+        stored = self._stored.get(item.key)
+        if stored is not None and stored.sha256_stored is not None:
+            if stored.size != item.size or stored.sha256_stored != item.sha256:
+                raise PublishError(
+                    f"objeto {item.key} não confere com o preparado "
+                    f"(SHA-256 {stored.sha256_stored[:12]}…, esperado {item.sha256[:12]}…)"
+                )
+            return
         digest = hashlib.sha256()
         size = 0
         try:
@@ -365,7 +375,8 @@ class Publisher:
         tick = time.perf_counter()
         uploaded_at = _iso(utcnow())
         objects = [item for c in changes for item in _objects(c)]
-        self._map(lambda item: self._upload(item, uploaded_at), objects)
+        with self.storage.deferred_sync():  # a local store syncs once, not twice per object
+            self._map(lambda item: self._upload(item, uploaded_at), objects)
         timings["upload"] = time.perf_counter() - tick
         self.on_step("uploaded")
 

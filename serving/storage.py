@@ -9,16 +9,18 @@ half-written under a key anyone lists.
 from __future__ import annotations
 
 import abc
+import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
 import re
-import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Iterator
-from urllib.parse import urlparse
 
 CHUNK = 1024 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
@@ -39,6 +41,9 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
     content_encoding: str | None = None
+    # SHA-256 of the stored bytes, when the store hashed them itself as it stored them
+    # on a local disk (a read-back would only read the same page cache again).
+    sha256_stored: str | None = None
 
 
 def check_key(key: str) -> str:
@@ -108,6 +113,11 @@ class Storage(abc.ABC):
         backend has no such thing (the local directory: the API streams instead)."""
         return None
 
+    def deferred_sync(self) -> contextlib.AbstractContextManager[None]:
+        """Writes inside may skip their own syncs; on exit everything they wrote is
+        durable. Stores whose every write is durable (S3) have nothing to defer."""
+        return contextlib.nullcontext()
+
     def sha256(self, key: str) -> str:
         """SHA-256 of the stored bytes, read back from the store (not trusted from metadata)."""
         digest = hashlib.sha256()
@@ -116,9 +126,32 @@ class Storage(abc.ABC):
         return digest.hexdigest()
 
 
+def _syncfs(path: Path) -> None:
+    """Make everything written to the filesystem holding ``path`` durable: data,
+    inodes and the renamed names, in one call (Linux ``syncfs``; else ``sync``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syncfs(fd) == 0:
+                return
+        except (AttributeError, OSError):
+            pass
+        os.sync()
+    finally:
+        os.close(fd)
+
+
 class LocalStorage(Storage):
-    """A directory: each object a file, its metadata in a sidecar JSON. Writes go
-    to a temporary file that is fsynced and renamed, so an object appears whole."""
+    """A directory: each object a file, its metadata in a sidecar JSON. An object is
+    written under a temporary name and renamed, so it appears whole.
+
+    Durability: each write fsyncs its file, except inside ``deferred_sync``, where
+    a day's thousands of objects are written without and one ``syncfs`` at the end
+    makes all of them (and their names) durable — before the catalog commit that
+    makes them visible. ``put_file`` hashes the bytes it stores (``sha256_stored``),
+    and a file on the same filesystem is hard-linked (written in place, renamed)
+    instead of copied."""
 
     META_SUFFIX = ".meta.json"
 
@@ -126,9 +159,25 @@ class LocalStorage(Storage):
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
         self.url = str(self.root)
+        self._deferred = 0
+        self._lock = threading.Lock()
 
     def path_of(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        with self._lock:
+            self._deferred += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferred -= 1
+            _syncfs(self.root)
+
+    def _sync_each(self) -> bool:
+        return self._deferred == 0
 
     def _write_atomically(self, target: Path, fill) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -137,27 +186,59 @@ class LocalStorage(Storage):
             with os.fdopen(fd, "wb") as handle:
                 fill(handle)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if self._sync_each():
+                    os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _link_atomically(self, target: Path, source: Path) -> bool:
+        """``source`` under ``target`` without copying it (a hard link, renamed into
+        place); False when the filesystem cannot (another device, no hard links)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            os.link(source, tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+                return False
+            raise
+        try:
+            if self._sync_each():
+                with open(tmp, "rb") as handle:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
+
     def put_file(self, key, path, *, content_type, content_encoding=None, metadata=None) -> ObjectInfo:
         target = self.path_of(key)
         meta = {"content_type": content_type, "content_encoding": content_encoding, "metadata": metadata or {}}
+        digest = hashlib.sha256()
 
         def copy(handle: BinaryIO) -> None:
             with open(path, "rb") as source:
-                shutil.copyfileobj(source, handle, CHUNK)
+                while chunk := source.read(CHUNK):
+                    digest.update(chunk)
+                    handle.write(chunk)
 
         try:
             # The sidecar first: an object file without its sidecar never exists.
             self._write_atomically(target.with_name(target.name + self.META_SUFFIX), lambda h: h.write(json.dumps(meta).encode()))
-            self._write_atomically(target, copy)
+            if self._link_atomically(target, Path(path)):
+                with open(target, "rb") as stored:
+                    while chunk := stored.read(CHUNK):
+                        digest.update(chunk)
+            else:
+                self._write_atomically(target, copy)
         except OSError as exc:
             raise StorageError(f"não foi possível gravar {key} em {self.root}: {exc.strerror or exc}") from exc
-        return ObjectInfo(key, target.stat().st_size, dict(metadata or {}), content_type, content_encoding)
+        return ObjectInfo(
+            key, target.stat().st_size, dict(metadata or {}), content_type, content_encoding, sha256_stored=digest.hexdigest()
+        )
 
     def head(self, key: str) -> ObjectInfo | None:
         target = self.path_of(key)
@@ -204,15 +285,3 @@ class LocalStorage(Storage):
             if key.startswith(prefix):
                 keys.append(key)
         yield from sorted(keys)
-
-
-def open_storage(url: str) -> Storage:
-    """The store a URL names: a directory path, ``file:///path`` or ``s3://bucket/prefix``."""
-    parsed = urlparse(url)
-    if parsed.scheme == "s3":
-        from serving.s3 import S3Storage
-
-        return S3Storage.from_url(url)
-    if parsed.scheme in ("", "file"):
-        return LocalStorage(parsed.path if parsed.scheme == "file" else url)
-    raise StorageError(f"armazenamento não suportado: {url!r} (use um diretório, file:// ou s3://)")

@@ -177,7 +177,7 @@ def production_stack(
                     "code-server",
                     "start",
                     "-m",
-                    "pipelines.definitions",
+                    "assets.definitions",
                     "-a",
                     "defs",
                     "-h",

@@ -61,7 +61,7 @@ def build(**overrides: Any):
 
 
 def definitions(home: Path, **resource_options: Any):
-    from pipelines.definitions import build_definitions
+    from assets.definitions import build_definitions
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -50,11 +50,11 @@ def test_dagster_definitions_validate_passes_on_the_repository_workspace(tmp_pat
     assert "Validation successful for code location vacina_d1" in done.stdout + done.stderr
 
 
-def test_workspace_yaml_loads_pipelines_definitions_as_the_code_location_vacina_d1():
+def test_workspace_yaml_loads_assets_definitions_as_the_code_location_vacina_d1():
     workspace = yaml.safe_load((s.ROOT / "workspace.yaml").read_text())
     [entry] = workspace["load_from"]
     module = entry["python_module"]
-    assert (module["module_name"], module["attribute"], module["location_name"]) == ("pipelines.definitions", "defs", "vacina_d1")
+    assert (module["module_name"], module["attribute"], module["location_name"]) == ("assets.definitions", "defs", "vacina_d1")
 
 
 def test_dagster_yaml_keeps_sqlite_under_var_dagster_and_bounds_the_run_queue(tmp_path, monkeypatch):
@@ -90,7 +90,7 @@ def test_the_portal_contract_job_d1_uf_job_over_date_and_uf():
 
 
 def test_daily_partitions_are_entry_days_in_sao_paulo_from_the_configured_start(monkeypatch):
-    from pipelines.definitions import build_definitions
+    from assets.definitions import build_definitions
 
     monkeypatch.setenv("VACINA_D1_PARTITIONS_START", "2026-03-01")
     with warnings.catch_warnings():

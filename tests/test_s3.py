@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 
 from serving.s3 import S3Settings, S3Storage
-from serving.storage import ObjectNotFound, StorageError, open_storage
+from serving.storage import ObjectNotFound, StorageError
+from serving.stores import open_storage
 from tests.s3_proxy import FaultyProxy
 
 

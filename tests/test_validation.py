@@ -78,12 +78,25 @@ def test_float_defect_and_lost_zeros_are_undone(sample):
         ({"dt_entrada_rnds": "2027-01-01"}, "dt_entrada_rnds_futura"),
         ({"dt_deletado_rnds": "2027-01-01"}, "dt_deletado_rnds_futura"),
         ({"st_documento": "amended"}, "st_documento_invalido"),
+        ({"co_documento": '"unterminated'}, "co_documento_invalido"),
+        ({"co_documento": "1ca8b58f ac77-473c"}, "co_documento_invalido"),
+        ({"co_documento": "doc\x00\x01\xfe\xff"}, "co_documento_invalido"),
+        ({"co_documento": "a" * 65}, "co_documento_invalido"),
+        ({"co_documento": "1ca8b58f-ac77-473c-826d-6b874712a41f;i0b0"}, "co_documento_invalido"),
     ],
 )
 def test_each_defect_goes_to_quarantine_with_its_reason(sample, changes, expected):
     bad = sample.head(1).with_columns(pl.lit(v, pl.String).alias(k) for k, v in changes.items())
     reasons = reasons_of(bad)
     assert len(reasons) == 1 and expected in reasons[0]
+
+
+@pytest.mark.parametrize(
+    "documento",
+    ["1ca8b58f-ac77-473c-826d-6b874712a41f-i0b0", "1CA8B58F-AC77-473C-826D-6B874712A41F-i0b0-i1", "rotina-0001", "a" * 64],
+)
+def test_rnds_document_identifiers_are_valid(sample, documento):
+    assert reasons_of(sample.head(1).with_columns(pl.lit(documento).alias("co_documento"))) == []
 
 
 def test_quarantine_keeps_the_original_values(sample):

@@ -61,6 +61,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, ClassVar, Iterator
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -75,6 +76,9 @@ ENCODINGS = ("auto", "utf-8", "latin-1")
 MALFORMED_REASON = "csv_linha_malformada"
 
 _READ_BLOCK = 8 << 20
+# Rows the slow (per-line) path turns into one frame: an 8 MB chunk of short broken
+# lines is a million rows, too many Python objects at once.
+_SLOW_ROWS = 10_000
 # A record longer than this is not a record: unbalanced quotes, or not a CSV.
 _MAX_RECORD_BYTES = 64 << 20
 _MAX_HEADER_BYTES = 1 << 20
@@ -342,28 +346,31 @@ def _check_separator(header: str, names: list[str], label: str, kind: str) -> No
 
 @dataclass
 class _Parser:
-    """Parses line-aligned UTF-8 chunks with the header's columns: pyarrow for a clean
-    chunk, Python's csv (exact line numbers, malformed lines kept) for the others."""
+    """Parses line-aligned UTF-8 chunks with the header's columns: Arrow's CSV reader
+    for a clean chunk; for the others, an unquoted file is split as columns (every
+    line at once, exact line numbers, malformed lines kept), a quoted one by Python's
+    csv (quotes may hide separators and line breaks), in frames of bounded size."""
 
     names: tuple[str, ...]
     quoted: bool
     label: str
     trailing: bool = False  # rows carry one more, empty, field after the last column
 
-    def frame(self, chunk: bytes, first_line: int) -> pl.DataFrame:
+    def frames(self, chunk: bytes, first_line: int) -> Iterator[pl.DataFrame]:
         table = self._fast(chunk, self.trailing)
         if table is None:
             table = self._fast(chunk, not self.trailing)
             if table is not None:
                 self.trailing = not self.trailing
         if table is None:
-            return self._slow(chunk, first_line)
+            yield from (self._slow(chunk, first_line) if self.quoted else self._split(chunk, first_line))
+            return
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         if _TRAILING_COLUMN in frame.columns:
             frame = frame.drop(_TRAILING_COLUMN)
         line = (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).cast(pl.String)
-        return frame.with_columns(pl.concat_str([pl.lit(f"{self.label}:"), line]).alias(contract.QUARANTINE_ORIGIN_COLUMN))
+        yield frame.with_columns(pl.concat_str([pl.lit(f"{self.label}:"), line]).alias(contract.QUARANTINE_ORIGIN_COLUMN))
 
     def _fast(self, chunk: bytes, trailing: bool) -> pa.Table | None:
         names = [*self.names, _TRAILING_COLUMN] if trailing else list(self.names)
@@ -372,7 +379,7 @@ class _Parser:
         def on_invalid(row) -> str:
             nonlocal invalid
             invalid += 1
-            return "skip"
+            return "error"  # one is enough: the chunk takes the other path
 
         body = chunk.rstrip(b"\r\n")  # blank lines at the end are not records
         try:
@@ -402,7 +409,47 @@ class _Parser:
             return None
         return table
 
-    def _slow(self, chunk: bytes, first_line: int) -> pl.DataFrame:
+    def _split(self, chunk: bytes, first_line: int) -> Iterator[pl.DataFrame]:
+        """An unquoted chunk, every line split on ``;`` as columns: what ``_slow``
+        makes of it (same fields, reasons and line numbers), without a Python loop."""
+        width = len(self.names)
+        for start_line, part in _line_slices(chunk, _SLOW_ROWS * 10):
+            lines = pl.Series("linha", _lines(part)).str.strip_suffix("\n").str.strip_suffix("\r")
+            fields = pl.col("linha").str.split(_SEPARATOR)
+            frame = (
+                pl.DataFrame([lines])
+                .with_row_index("_n")
+                .filter(pl.col("linha") != "")  # a blank line is not a record
+                .with_columns(fields.alias("_campos"))
+                .with_columns(
+                    # The routine file's trailing ';' is one more, empty, field.
+                    pl.when((pl.col("_campos").list.len() == width + 1) & (pl.col("_campos").list.last() == ""))
+                    .then(pl.col("_campos").list.head(width))
+                    .otherwise(pl.col("_campos"))
+                    .alias("_campos")
+                )
+            )
+            count = pl.col("_campos").list.len()
+            values = [pl.col("_campos").list.get(i, null_on_oob=True) for i in range(width - 1)]
+            values.append(
+                pl.when(count > width)
+                .then(pl.col("_campos").list.slice(width - 1).list.join(_SEPARATOR))
+                .otherwise(pl.col("_campos").list.get(width - 1, null_on_oob=True))
+            )
+            line = (pl.col("_n").cast(pl.Int64) + first_line + start_line).cast(pl.String)
+            frame = frame.select(
+                *[pl.when(value != "").then(value).alias(name) for name, value in zip(self.names, values)],
+                pl.concat_str([pl.lit(f"{self.label}:"), line]).alias(contract.QUARANTINE_ORIGIN_COLUMN),
+                pl.when(count != width)
+                .then(pl.lit([MALFORMED_REASON], pl.List(pl.String)))
+                .otherwise(pl.lit([], pl.List(pl.String)))
+                .alias(SOURCE_REASONS_COLUMN),
+            )
+            if frame.height:
+                yield frame
+
+    def _slow(self, chunk: bytes, first_line: int) -> Iterator[pl.DataFrame]:
+        """Line by line, with exact line numbers; frames of at most ``_SLOW_ROWS`` rows."""
         reader = csv.reader(
             io.StringIO(chunk.decode("utf-8"), newline=""),
             delimiter=_SEPARATOR,
@@ -432,7 +479,14 @@ class _Parser:
             rows.append([field if field != "" else None for field in fields])
             origins.append(f"{self.label}:{line}")
             malformed.append(reasons)
-        columns = list(zip(*rows)) if rows else [()] * width
+            if len(rows) >= _SLOW_ROWS:
+                yield self._slow_frame(rows, origins, malformed)
+                rows, origins, malformed = [], [], []
+        if rows:
+            yield self._slow_frame(rows, origins, malformed)
+
+    def _slow_frame(self, rows: list[list[str | None]], origins: list[str], malformed: list[list[str]]) -> pl.DataFrame:
+        columns = list(zip(*rows))
         frame = pl.DataFrame(
             [pl.Series(name, values, dtype=pl.String) for name, values in zip(self.names, columns)]
             + [pl.Series(contract.QUARANTINE_ORIGIN_COLUMN, origins, dtype=pl.String)]
@@ -507,9 +561,45 @@ class _OpenDataSusCsv(Source):
         parser = _Parser(tuple(self._columns(header, names, label)), quoted, label)
         decode = _Decoder(encoding, label)
         for first_line, chunk in _record_chunks(rest, blocks, quoted, label, first_line=2):
-            frame = parser.frame(decode(chunk, first_line), first_line)
-            if frame.height:
-                yield frame
+            _refuse_binary(chunk, label, first_line)
+            for frame in parser.frames(decode(chunk, first_line), first_line):
+                if frame.height:
+                    yield frame
+
+
+def _lines(chunk: bytes) -> pa.LargeStringArray:
+    """Every line of a UTF-8 chunk (its line break kept) as one Arrow string array,
+    from the newline positions: no Python object per line."""
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    ends = np.flatnonzero(data == 0x0A) + 1
+    if not len(ends) or ends[-1] != len(chunk):
+        ends = np.append(ends, len(chunk))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(chunk))
+
+
+def _line_slices(chunk: bytes, max_lines: int) -> Iterator[tuple[int, bytes]]:
+    """(lines before it, piece) of a chunk cut at line ends every ``max_lines`` lines."""
+    if chunk.count(b"\n") <= max_lines:
+        yield 0, chunk
+        return
+    breaks = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 0x0A)
+    start = 0
+    for index in range(max_lines - 1, len(breaks), max_lines):
+        end = int(breaks[index]) + 1
+        yield index + 1 - max_lines, chunk[start:end]
+        start = end
+    if start < len(chunk):
+        yield (len(breaks) // max_lines) * max_lines, chunk[start:]
+
+
+def _refuse_binary(chunk: bytes, label: str, first_line: int) -> None:
+    """A NUL byte is never text in UTF-8 or Latin-1: the rest is not a CSV (binary
+    data, or a damaged file), and reading it as lines would only fill the quarantine."""
+    at = chunk.find(b"\x00")
+    if at >= 0:
+        line = first_line + chunk.count(b"\n", 0, at)
+        raise SourceError(f"{label}: linha {line}: bytes nulos, não é texto: o arquivo é binário ou está danificado daqui em diante")
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

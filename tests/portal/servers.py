@@ -70,7 +70,7 @@ def start_dagster(tmp: Path, location_name: str = "vacina_d1") -> Server:
         "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
         "telemetry:\n  enabled: false\n"
     )
-    target = ROOT / "pipelines" / "definitions.py"
+    target = ROOT / "assets" / "definitions.py"
     workspace = tmp / "workspace.yaml"
     workspace.write_text(
         f"load_from:\n  - python_file:\n      relative_path: {target}\n      location_name: {location_name}\n"

@@ -20,7 +20,8 @@ from portal_api import crud
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from serving.publish import StagedDay, StagedFile, publish_day
-from serving.storage import Storage, open_storage
+from serving.storage import Storage
+from serving.stores import open_storage
 
 ANA_CPF = "52998224725"  # DF state user
 BRUNO_CPF = "11144477735"  # SP, São Paulo city user

@@ -26,7 +26,7 @@ from portal_api import crud
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from serving.publish import StagedDay, StagedFile, publish_day
-from serving.storage import open_storage
+from serving.stores import open_storage
 from tests.portal import world as w
 from tests.portal.servers import start_portal
 

@@ -28,7 +28,7 @@ import pytest
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from portal_api.web import demo
-from serving.storage import open_storage
+from serving.stores import open_storage
 from tests.portal import servers
 from tests.portal.world import World, publish_file
 

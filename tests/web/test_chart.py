@@ -19,7 +19,7 @@ from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
 from portal_api.web import demo
 from serving.publish import publish_day, staged_day_from
-from serving.storage import open_storage
+from serving.stores import open_storage
 from tests.portal.world import World
 from tests.web.conftest import DESKTOP, PHONE, SAO_PAULO_CPF, SP, Portal, assert_accessible, login, screenshot, start_portal
 
