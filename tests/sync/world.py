@@ -164,17 +164,18 @@ def build(
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
     sw = SyncWorld(w.World(settings, database, open_storage(settings.resolved_storage_url)))
+    more_operations = {ibge6: contract.municipality_operation("SP", ibge6) for ibge6 in more_municipalities}
     for index, day in enumerate(days):
         city = day_rows(day, big_day_rows if (big_day_rows and index == len(days) - 1) else rows_per_day)
         campinas = day_rows(day, rows_per_day // 2, "350950")
-        more = {contract.municipality_operation("SP", ibge6): day_rows(day, rows_per_day, ibge6) for ibge6 in more_municipalities}
+        more = {operation: day_rows(day, rows_per_day, ibge6) for ibge6, operation in more_operations.items()}
         sw.publish(day, {SP_CITY: city, CAMPINAS: campinas, SP_STATE: city + campinas, **more})
     with database.session() as session, session.begin():
         bruno = crud.create_user(session, cpf=USER_CPF, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
         carla = crud.create_user(session, cpf=OTHER_CPF, name="Carla Dias", email="carla@saude.sp.gov.br")
         credential = crud.create_credential(
             session, number=CREDENTIAL, cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
-            holder=bruno, operations=[SP_STATE, SP_CITY, CAMPINAS, *(contract.municipality_operation("SP", i) for i in more_municipalities)],
+            holder=bruno, operations=[SP_STATE, SP_CITY, CAMPINAS, *more_operations.values()],
         )
         crud.grant(session, carla, credential)
         key = settings.resolved_token_key()
