@@ -18,27 +18,31 @@ from portal_api import crud
 from tests.sync import world as sw
 from tests.sync.proxy import Fault, FaultyPortalProxy
 
-pytestmark = pytest.mark.slow  # a portal process per test, the client in its own process
+pytestmark = pytest.mark.slow  # the portal and the client in processes of their own
 
 ALL = ["--operation", sw.SP_STATE, "--operation", sw.SP_CITY, "--operation", sw.CAMPINAS]
 SINCE = ["--since", "2026-11-01"]
+SANTOS = "imunizacao-total-sp-354850"  # the terms test's own operation: it publishes new terms and a new version
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    world = sw.build(tmp_path_factory.mktemp("modelo"), big_day_rows=6000)
-    yield world
+def shared_portal(tmp_path_factory):
+    """One published world and one ``vacina-d1 serve`` for the module. Tests only read
+    it, or change what is theirs alone: their own user (terms, tokens), their own
+    operation, their own folders; each gets its own fault proxy in front."""
+    tmp = tmp_path_factory.mktemp("portal")
+    world = sw.build(tmp, big_day_rows=6000, more_municipalities=("354850",))
+    server = sw.serve(tmp, world)
+    yield world, server
+    server.stop()
     world.world.database.dispose()
 
 
 @pytest.fixture
-def portal(tmp_path, template):
-    world = sw.clone(template, tmp_path)
-    server = sw.serve(tmp_path, world)
+def portal(shared_portal):
+    world, server = shared_portal
     with FaultyPortalProxy(server.url) as proxy:
         yield world, server, proxy
-    server.stop()
-    world.world.database.dispose()
 
 
 def _downloads(proxy: FaultyPortalProxy) -> list:
@@ -159,38 +163,40 @@ def test_429_with_retry_after_is_honoured(portal, tmp_path):
 
 def test_terms_not_accepted_stop_the_run_with_the_portals_message(portal, tmp_path):
     world, server, proxy = portal
+    cpf = world.new_user()
     dest = tmp_path / "dados"
-    refused = sw.sync(proxy.url, dest, "--operation", sw.SP_CITY, *SINCE, sw=world, cpf=sw.OTHER_CPF)
+    refused = sw.sync(proxy.url, dest, "--operation", SANTOS, *SINCE, sw=world, cpf=cpf)
     assert refused.code == 2
     assert "versão 1" in refused.stderr and "--accept-terms" in refused.stderr
-    assert "Termos de uso de imunizacao-total-sp-355030, versão 1:" in refused.stderr  # the text is shown
+    assert f"Termos de uso de {SANTOS}, versão 1:" in refused.stderr  # the text is shown
     assert refused.summary["status"] == "erro" and refused.summary["kind"] == "TermsNotAccepted"
-    assert not _downloads(proxy) and not (dest / sw.SP_CITY).exists()
+    assert not _downloads(proxy) and not (dest / SANTOS).exists()
     with world.world.database.session() as session:
-        terms = crud.current_terms(session, sw.SP_CITY)
-        user = crud.user_by_cpf(session, sw.OTHER_CPF)
+        terms = crud.current_terms(session, SANTOS)
+        user = crud.user_by_cpf(session, cpf)
         assert crud.acceptance(session, user.id, terms) is None
 
-    accepted = sw.sync(proxy.url, dest, "--operation", sw.SP_CITY, *SINCE, "--accept-terms", sw=world, cpf=sw.OTHER_CPF)
+    accepted = sw.sync(proxy.url, dest, "--operation", SANTOS, *SINCE, "--accept-terms", sw=world, cpf=cpf)
     assert accepted.code == 0, accepted.stderr
     assert "(versão 1) aceitos" in accepted.stderr
     with world.world.database.session() as session:
-        terms = crud.current_terms(session, sw.SP_CITY)
-        assert crud.acceptance(session, crud.user_by_cpf(session, sw.OTHER_CPF).id, terms) is not None
+        terms = crud.current_terms(session, SANTOS)
+        assert crud.acceptance(session, crud.user_by_cpf(session, cpf).id, terms) is not None
 
     # A new version of the terms, and a new day: the run stops again until accepted.
     with world.world.database.session() as session, session.begin():
-        crud.publish_terms(session, sw.SP_CITY, "Termos de uso, versão 2: novas regras de guarda dos dados.")
-    world.publish(sw.DAYS[0], {sw.SP_CITY: sw.day_rows(sw.DAYS[0], 31)})
-    again = sw.sync(proxy.url, dest, "--operation", sw.SP_CITY, *SINCE, sw=world, cpf=sw.OTHER_CPF)
+        crud.publish_terms(session, SANTOS, "Termos de uso, versão 2: novas regras de guarda dos dados.")
+    world.publish(sw.DAYS[0], {SANTOS: sw.day_rows(sw.DAYS[0], 31, "354850")})
+    again = sw.sync(proxy.url, dest, "--operation", SANTOS, *SINCE, sw=world, cpf=cpf)
     assert again.code == 2 and "versão 2" in again.stderr and "novas regras" in again.stderr
 
 
 def test_a_revoked_token_is_an_authorization_error(portal, tmp_path):
     world, server, proxy = portal
+    cpf = world.new_user()  # its token revoked here, nobody else's
     with world.world.database.session() as session, session.begin():
-        crud.revoke_personal_token(session, world.world.personal_token_ids[sw.USER_CPF])
-    done = sw.sync(proxy.url, tmp_path / "dados", "--operation", sw.SP_CITY, sw=world)
+        crud.revoke_personal_token(session, world.world.personal_token_ids[cpf])
+    done = sw.sync(proxy.url, tmp_path / "dados", "--operation", sw.SP_CITY, sw=world, cpf=cpf)
     assert done.code == 2
     assert "recusou o token pessoal" in done.stderr and "revogado" in done.stderr
     assert done.summary["kind"] == "AuthError"
@@ -234,7 +240,8 @@ def test_a_path_with_spaces_and_accents(portal, tmp_path):
 def test_the_s3_store_presigned_redirect_is_followed(tmp_path, s3_bucket, monkeypatch):
     endpoint, bucket = s3_bucket
     monkeypatch.setenv("VACINA_D1_S3_ENDPOINT_URL", endpoint)
-    world = sw.build(tmp_path, storage=f"s3://{bucket}/publicados", big_day_rows=4000)
+    # Two days are enough here (the big one cut and resumed, the other republished): half the uploads and downloads.
+    world = sw.build(tmp_path, storage=f"s3://{bucket}/publicados", big_day_rows=4000, days=sw.DAYS[2:])
     # The presigned URLs the portal hands out point at a misbehaving proxy in front of S3.
     storage_proxy = FaultyPortalProxy(endpoint).__enter__()
     server = sw.serve(tmp_path, world, {"VACINA_D1_S3_ENDPOINT_URL": storage_proxy.url, "AWS_ACCESS_KEY_ID": "teste",

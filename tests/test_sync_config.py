@@ -75,10 +75,12 @@ def test_configure_writes_a_private_file_and_a_readable_one_is_refused(tmp_path)
         assert refused.returncode == 2 and "chmod 600" in refused.stderr and "outros usuários" in refused.stderr
 
 
-@pytest.fixture
-def portal(tmp_path):
-    world = sw.build(tmp_path, rows_per_day=10)
-    server = sw.serve(tmp_path, world)
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory):
+    """One portal for the module: its tests only read the world (each into its own folders)."""
+    tmp = tmp_path_factory.mktemp("portal")
+    world = sw.build(tmp, rows_per_day=10)
+    server = sw.serve(tmp, world)
     yield world, server
     server.stop()
     world.world.database.dispose()

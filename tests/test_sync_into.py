@@ -21,40 +21,47 @@ pytestmark = pytest.mark.slow
 D0, D1, D2, D3 = sw.DAYS
 
 
-def _initial_files() -> dict[dt.date, list[dict]]:
+# Each database kind syncs its own municipality's operation (the test republishes a day of it),
+# so both share one published world and one portal.
+OPERATIONS = {"duckdb": ("355030", sw.SP_CITY), "postgresql": ("351880", "imunizacao-total-sp-351880")}
+
+
+def _initial_files(ibge6: str = "355030") -> dict[dt.date, list[dict]]:
     """Four days of the city with the RNDS's own kinds of change already in them."""
-    days = {day: sw.day_rows(day, 30) for day in sw.DAYS}
+    days = {day: sw.day_rows(day, 30, ibge6) for day in sw.DAYS}
     # A document with two immunizations (FHIR items "-i0", "-i1"), replaced whole the next day.
-    days[D0] += [sw.record("DOC-FHIR-A-i0", D0), sw.record("DOC-FHIR-A-i1", D0)]
-    days[D1].append(sw.record("DOC-FHIR-B", D1, co_troca_documento="DOC-FHIR-A"))
+    days[D0] += [sw.record("DOC-FHIR-A-i0", D0, ibge6), sw.record("DOC-FHIR-A-i1", D0, ibge6)]
+    days[D1].append(sw.record("DOC-FHIR-B", D1, ibge6, co_troca_documento="DOC-FHIR-A"))
     # A later line of a day-0 document (the later day wins), one deleted, one entered-in-error.
-    days[D2].append(sw.record(days[D0][3]["co_documento"], D2, co_lote_vacina="LOTE-REENVIADO"))
-    days[D2].append(sw.record(days[D0][4]["co_documento"], D2, dt_deletado_rnds=D2.isoformat()))
-    days[D3].append(sw.record(days[D1][5]["co_documento"], D3, st_documento="entered-in-error"))
+    days[D2].append(sw.record(days[D0][3]["co_documento"], D2, ibge6, co_lote_vacina="LOTE-REENVIADO"))
+    days[D2].append(sw.record(days[D0][4]["co_documento"], D2, ibge6, dt_deletado_rnds=D2.isoformat()))
+    days[D3].append(sw.record(days[D1][5]["co_documento"], D3, ibge6, st_documento="entered-in-error"))
     # A cancellation by replacement: entered-in-error naming the document it cancels.
-    days[D3].append(sw.record("DOC-CANCELA", D3, st_documento="entered-in-error", co_troca_documento=days[D1][6]["co_documento"]))
+    days[D3].append(sw.record("DOC-CANCELA", D3, ibge6, st_documento="entered-in-error", co_troca_documento=days[D1][6]["co_documento"]))
     return days
 
 
-@pytest.fixture
-def portal(tmp_path):
-    world = sw.build(tmp_path)
-    for day, rows in _initial_files().items():
-        world.publish(day, {sw.SP_CITY: rows})
-    server = sw.serve(tmp_path, world)
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("portal")
+    world = sw.build(tmp, more_municipalities=("351880",))
+    files = {ibge6: _initial_files(ibge6) for ibge6, _ in OPERATIONS.values()}
+    for day in sw.DAYS:
+        world.publish(day, {operation: files[ibge6][day] for ibge6, operation in OPERATIONS.values()})
+    server = sw.serve(tmp, world)
     yield world, server
     server.stop()
     world.world.database.dispose()
 
 
-def _expected(world: sw.SyncWorld) -> dict[str, tuple]:
-    files = [world.rows[(sw.SP_CITY, day)] for day in sw.DAYS]
+def _expected(world: sw.SyncWorld, operation: str = sw.SP_CITY) -> dict[str, tuple]:
+    files = [world.rows[(operation, day)] for day in sw.DAYS]
     return {doc: tuple(row[c] for c in into.FILE_COLUMNS) for doc, row in sw.current_state(files).items()}
 
 
-def _table(target: into.Target) -> dict[str, tuple]:
+def _table(target: into.Target, operation: str = sw.SP_CITY) -> dict[str, tuple]:
     cols = ", ".join(into.FILE_COLUMNS)
-    sql = f"SELECT {cols} FROM vacina_d1_registros WHERE operacao = '{sw.SP_CITY}'"
+    sql = f"SELECT {cols} FROM vacina_d1_registros WHERE operacao = '{operation}'"
     if isinstance(target, into.DuckDBTarget):
         rows = target.con.execute(sql).fetchall()
     else:
@@ -88,23 +95,24 @@ def _open(kind: str, tmp_path, request) -> str:
 @pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_republished_day_with_a_correction_and_an_entered_in_error_is_reflected_exactly(portal, tmp_path, kind, request):
     world, server = portal
+    ibge6, operation = OPERATIONS[kind]
     database = _open(kind, tmp_path, request)
     dest = tmp_path / "dados"
-    first = sw.sync(server.url, dest, "--operation", sw.SP_CITY, "--since", "2026-11-01", "--accept-terms", "--into", database, sw=world)
+    first = sw.sync(server.url, dest, "--operation", operation, "--since", "2026-11-01", "--accept-terms", "--into", database, sw=world)
     assert first.code == 0, first.stderr
     assert [entry["dia"] for entry in first.summary["loaded"]] == [d.isoformat() for d in sw.DAYS]
 
     target = into.open_target(database)
     try:
-        expected = _expected(world)
-        table = _table(target)
+        expected = _expected(world, operation)
+        table = _table(target, operation)
         assert table == expected
         # The RNDS's changes did their work: the replaced items, the deleted, the entered-in-error are gone.
         rows = world.rows
-        for gone in ("DOC-FHIR-A-i0", "DOC-FHIR-A-i1", rows[(sw.SP_CITY, D0)][4]["co_documento"],
-                     rows[(sw.SP_CITY, D1)][5]["co_documento"], rows[(sw.SP_CITY, D1)][6]["co_documento"], "DOC-CANCELA"):
+        for gone in ("DOC-FHIR-A-i0", "DOC-FHIR-A-i1", rows[(operation, D0)][4]["co_documento"],
+                     rows[(operation, D1)][5]["co_documento"], rows[(operation, D1)][6]["co_documento"], "DOC-CANCELA"):
             assert gone not in table
-        assert table[rows[(sw.SP_CITY, D0)][3]["co_documento"]][into.FILE_COLUMNS.index("co_lote_vacina")] == "LOTE-REENVIADO"
+        assert table[rows[(operation, D0)][3]["co_documento"]][into.FILE_COLUMNS.index("co_lote_vacina")] == "LOTE-REENVIADO"
         assert "DOC-FHIR-B" in table
         audit_before = _audit(target)
         assert len(audit_before) == 4
@@ -113,15 +121,15 @@ def test_republished_day_with_a_correction_and_an_entered_in_error_is_reflected_
 
     # Day 2 republished: one record corrected, one now entered-in-error, one new line replacing a
     # day-1 document, one line gone from the file.
-    v2 = [dict(row) for row in world.rows[(sw.SP_CITY, D2)]]
+    v2 = [dict(row) for row in world.rows[(operation, D2)]]
     corrected, in_error, vanished = v2[0]["co_documento"], v2[1]["co_documento"], v2[2]["co_documento"]
     v2[0]["co_lote_vacina"] = "LOTE-CORRIGIDO"
     v2[1]["st_documento"] = "entered-in-error"
-    replaced = world.rows[(sw.SP_CITY, D1)][7]["co_documento"]
-    v2.append(sw.record("DOC-SUBSTITUTO", D2, co_troca_documento=replaced))
+    replaced = world.rows[(operation, D1)][7]["co_documento"]
+    v2.append(sw.record("DOC-SUBSTITUTO", D2, ibge6, co_troca_documento=replaced))
     del v2[2]
-    world.publish(D2, {sw.SP_CITY: v2})
-    second = sw.sync(server.url, dest, "--operation", sw.SP_CITY, "--since", "2026-11-01", "--into", database, sw=world)
+    world.publish(D2, {operation: v2})
+    second = sw.sync(server.url, dest, "--operation", operation, "--since", "2026-11-01", "--into", database, sw=world)
     assert second.code == 0, second.stderr
     assert second.summary["downloaded"] == 1
     assert [(e["dia"], e["inseridos"], e["atualizados"], e["removidos"]) for e in second.summary["loaded"]] == [
@@ -130,29 +138,29 @@ def test_republished_day_with_a_correction_and_an_entered_in_error_is_reflected_
 
     target = into.open_target(database)
     try:
-        table = _table(target)
-        assert table == _expected(world)
+        table = _table(target, operation)
+        assert table == _expected(world, operation)
         assert table[corrected][into.FILE_COLUMNS.index("co_lote_vacina")] == "LOTE-CORRIGIDO"
         assert in_error not in table and vanished not in table and replaced not in table and "DOC-SUBSTITUTO" in table
         audit = _audit(target)
         assert len(audit) == 5
         last = audit[-1]
-        assert (last[0], last[1]) == (D2, world.world.database.catalog.current_file(sw.SP_CITY, D2).version)
+        assert (last[0], last[1]) == (D2, world.world.database.catalog.current_file(operation, D2).version)
         assert last[2:7] == (len(v2), len(v2) - 1, 1, 1, 1)  # linhas, finais, entered-in-error, deletados (the day-0 one), substituições
         assert last[-1] == len(table)
     finally:
         target.close()
 
     # Re-running changes nothing: no download, no audit row, the same table.
-    third = sw.sync(server.url, dest, "--operation", sw.SP_CITY, "--since", "2026-11-01", "--into", database, sw=world)
+    third = sw.sync(server.url, dest, "--operation", operation, "--since", "2026-11-01", "--into", database, sw=world)
     assert third.code == 0 and third.summary["downloaded"] == 0 and third.summary["loaded"] == []
     target = into.open_target(database)
     try:
-        assert _table(target) == _expected(world) and len(_audit(target)) == 5
+        assert _table(target, operation) == _expected(world, operation) and len(_audit(target)) == 5
         # Applying a day's file again by hand is a no-op too.
         state = State(dest)
-        entry = state.entry(sw.SP_CITY, D2.isoformat())
-        again = target.apply(state.local_path(entry), sw.SP_CITY, D2, entry["versao"], entry["sha256"])
+        entry = state.entry(operation, D2.isoformat())
+        again = target.apply(state.local_path(entry), operation, D2, entry["versao"], entry["sha256"])
         assert again.skipped and len(_audit(target)) == 5
     finally:
         target.close()

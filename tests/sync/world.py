@@ -14,14 +14,14 @@ import gzip
 import hashlib
 import json
 import os
+import itertools
 import random
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import contract, csv_format
+from pipelines import contract, csv_format, reference
 from portal_api import crud
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database, upgrade
@@ -34,6 +34,7 @@ SP_CITY = "imunizacao-total-sp-355030"
 CAMPINAS = "imunizacao-total-sp-350950"
 SP_STATE = "imunizacao-total-sp"
 USER_CPF = w.BRUNO_CPF
+CREDENTIAL = "3805/2024"
 OTHER_CPF = w.CARLA_CPF  # a second user of the same credential, for the terms
 DAYS = [dt.date(2026, 11, 18), dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
 BIN = Path(sys.executable).parent
@@ -47,7 +48,7 @@ def record(doc: str, day: dt.date, ibge6: str = "355030", **overrides) -> dict[s
         "co_paciente": f"{rng.getrandbits(128):032x}{rng.getrandbits(128):032x}",
         "tp_sexo_paciente": rng.choice("MF"),
         "co_municipio_paciente": ibge6,
-        "no_municipio_paciente": "SÃO PAULO" if ibge6 == "355030" else "CAMPINAS",
+        "no_municipio_paciente": reference.municipios()[ibge6].nome.upper(),
         "sg_uf_paciente": "SP",
         "co_cnes_estabelecimento": f"{rng.randrange(10**7):07d}",
         "no_fantasia_estalecimento": 'UBS "Vila Açaí"; Centro',  # quoted in the CSV
@@ -76,12 +77,37 @@ def csv_bytes(rows: list[dict[str, str]]) -> bytes:
     return csv_format.BOM + ("\n".join(lines) + "\n").encode("utf-8")
 
 
+_CPF_SERIAL = itertools.count(1)
+
+
+def fresh_cpf() -> str:
+    """A valid CPF no other test user has (its check digits computed, RFB's rule)."""
+    digits = [int(c) for c in f"{300_000_000 + next(_CPF_SERIAL) * 7919:09d}"]
+    for length in (9, 10):
+        total = sum(d * (length + 1 - i) for i, d in enumerate(digits))
+        digits.append(total * 10 % 11 % 10)
+    return "".join(map(str, digits))
+
+
 @dataclass
 class SyncWorld:
     world: w.World
     rows: dict[tuple[str, dt.date], list[dict[str, str]]] = field(default_factory=dict)
     gz: dict[tuple[str, dt.date], bytes] = field(default_factory=dict)
     ids: dict[tuple[str, dt.date], int] = field(default_factory=dict)
+
+    def new_user(self) -> str:
+        """A user of its own (a fresh CPF, granted the credential, a personal token of
+        its own), so a test that accepts terms or revokes a token changes nobody
+        else's state when the world and its portal are shared. Returns the CPF."""
+        cpf = fresh_cpf()
+        with self.world.database.session() as session, session.begin():
+            user = crud.create_user(session, cpf=cpf, name=f"Usuário {cpf[:3]}", email=f"u{cpf}@saude.sp.gov.br")
+            crud.grant(session, user, crud.credential_by_number(session, CREDENTIAL))
+            row, plain = crud.issue_personal_token(session, self.world.settings.resolved_token_key(), user, name="sync", days=30)
+            self.world.personal_tokens[cpf] = plain
+            self.world.personal_token_ids[cpf] = row.id
+        return cpf
 
     def publish(self, day: dt.date, files: dict[str, list[dict[str, str]]]) -> None:
         """A new publication of the SP files of ``day`` (the others of the day unchanged)."""
@@ -124,8 +150,12 @@ def day_rows(day: dt.date, n: int, ibge6: str = "355030") -> list[dict[str, str]
 
 
 def build(
-    tmp: Path, *, storage: str | None = None, rows_per_day: int = 30, big_day_rows: int = 0, days: list[dt.date] = DAYS
+    tmp: Path, *, storage: str | None = None, rows_per_day: int = 30, big_day_rows: int = 0, days: list[dt.date] = DAYS,
+    more_municipalities: tuple[str, ...] = (),
 ) -> SyncWorld:
+    """SP state, São Paulo city and Campinas on ``days`` (the city's last day
+    ``big_day_rows`` long when given), plus ``more_municipalities`` (ibge6 of SP,
+    ``rows_per_day`` each) for tests that need an operation of their own."""
     home = tmp / "home"
     settings = PortalSettings(
         home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}", storage_url=storage or str(home / "storage"),
@@ -134,16 +164,18 @@ def build(
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
     sw = SyncWorld(w.World(settings, database, open_storage(settings.resolved_storage_url)))
+    more_operations = {ibge6: contract.municipality_operation("SP", ibge6) for ibge6 in more_municipalities}
     for index, day in enumerate(days):
         city = day_rows(day, big_day_rows if (big_day_rows and index == len(days) - 1) else rows_per_day)
         campinas = day_rows(day, rows_per_day // 2, "350950")
-        sw.publish(day, {SP_CITY: city, CAMPINAS: campinas, SP_STATE: city + campinas})
+        more = {operation: day_rows(day, rows_per_day, ibge6) for ibge6, operation in more_operations.items()}
+        sw.publish(day, {SP_CITY: city, CAMPINAS: campinas, SP_STATE: city + campinas, **more})
     with database.session() as session, session.begin():
         bruno = crud.create_user(session, cpf=USER_CPF, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
         carla = crud.create_user(session, cpf=OTHER_CPF, name="Carla Dias", email="carla@saude.sp.gov.br")
         credential = crud.create_credential(
-            session, number="3805/2024", cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
-            holder=bruno, operations=[SP_STATE, SP_CITY, CAMPINAS],
+            session, number=CREDENTIAL, cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
+            holder=bruno, operations=[SP_STATE, SP_CITY, CAMPINAS, *more_operations.values()],
         )
         crud.grant(session, carla, credential)
         key = settings.resolved_token_key()
@@ -152,21 +184,6 @@ def build(
             sw.world.personal_tokens[cpf] = plain
             sw.world.personal_token_ids[cpf] = row.id
     return sw
-
-
-def clone(template: SyncWorld, tmp: Path) -> SyncWorld:
-    """A private copy of a built (local-store) world: its home copied, so each test
-    mutates its own catalog and store without paying for the build again."""
-    home = tmp / "home"
-    shutil.copytree(template.world.settings.home, home)
-    settings = template.world.settings.model_copy(
-        update={"home": home, "catalog_url": f"sqlite:///{home / 'catalog.db'}", "storage_url": str(home / "storage")}
-    )
-    database = Database(settings.resolved_catalog_url)
-    world = w.World(settings, database, open_storage(settings.resolved_storage_url))
-    world.personal_tokens = dict(template.world.personal_tokens)
-    world.personal_token_ids = dict(template.world.personal_token_ids)
-    return SyncWorld(world, dict(template.rows), dict(template.gz), dict(template.ids))
 
 
 def serve(tmp: Path, sw: SyncWorld, extra_env: dict[str, str] | None = None):
