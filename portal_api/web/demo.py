@@ -73,7 +73,7 @@ def banner(url: str) -> str:
     lines = [
         "",
         "  Portal de Serviços (demonstração) em " + url,
-        "  Clique em “Entrar com gov.br” e digite um destes CPFs (o emissor de desenvolvimento não pede senha):",
+        "  Clique em “Entrar com GOV.BR” e digite um destes CPFs (o emissor de desenvolvimento não pede senha):",
     ]
     for person in PEOPLE:
         lines.append(f"    {person.cpf[:3]}.{person.cpf[3:6]}.{person.cpf[6:9]}-{person.cpf[9:]}  {person.name} — {person.role}")
