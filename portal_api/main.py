@@ -60,7 +60,10 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
     url = settings.resolved_catalog_url
     if migrate:
         upgrade(url)
-    database = Database(url)
+    database = Database(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     token_key = settings.resolved_token_key()
     services = Services(
         settings=settings,

@@ -18,7 +18,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2
 from sqlalchemy.orm import Session
 
-from portal_api import crud
+from portal_api import crud, guards
 from portal_api.core import problems
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database
@@ -86,6 +86,14 @@ def get_session(services: ServicesDep) -> Iterator[Session]:
         yield session
 
 
+def release(session: Session) -> None:
+    """Give the session's connection back to the pool between steps of a request (the
+    session takes one again when next used): a request then never holds two at once —
+    its session's and the catalog's — which under load exhausted the pool (issue 11)."""
+    if not session.new and not session.dirty and not session.deleted:
+        session.commit()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # Documents the flow in OpenAPI (Swagger's "Authorize"); the header is parsed below.
@@ -110,10 +118,13 @@ def get_principal(
     bearer = bearer.strip()
     if scheme.lower() != "bearer" or not bearer or len(bearer) > 4096:
         raise problems.unauthorized("O cabeçalho Authorization precisa ser `Bearer <token>`.", error="invalid_request")
-    for provider in services.identity_providers:
-        principal = provider.authenticate(session, bearer)
-        if principal is not None:
-            return principal
+    try:
+        for provider in services.identity_providers:
+            principal = provider.authenticate(session, bearer)
+            if principal is not None:
+                return principal
+    finally:
+        release(session)
     raise problems.unauthorized("Token de acesso inválido, expirado ou revogado.")
 
 
@@ -133,9 +144,18 @@ def get_scope(principal: CurrentPrincipal, session: SessionDep, services: Servic
     scope = crud.scope_of(
         session, principal.user_id, environment=services.settings.served_environment, client_address=address.address
     )
+    release(session)
 
     def refuse(operation: str) -> NoReturn:
         credential_id = scope.blocked[operation]
+        # Refusals are rate-limited too (per user, in the database so every worker counts them).
+        bucket = (f"faixa-ip:usuario:{principal.user_id}",)
+        limit = services.settings.token_attempts_per_minute
+        retry = guards.retry_after(services.database.engine, bucket, limit=limit, window_seconds=60)
+        if retry is not None:
+            log.warning("recusas por faixa de IP demais: usuário %s, endereço %s", principal.user_id, address.text or "desconhecido")
+            raise guards.too_many(f"Acessos recusados demais fora da faixa de IP (limite de {limit} por minuto).", retry)
+        guards.count(services.database.engine, bucket, keep_seconds=60)
         log.warning(
             "acesso recusado fora da faixa de IP: usuário %s, credencial %s, endereço %s (par %s), %s %s",
             principal.user_id, credential_id, address.text or "desconhecido", address.peer, request.method, request.url.path,

@@ -203,6 +203,14 @@ def install(app: FastAPI) -> None:
         log.error("banco de dados indisponível: %s", str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
         return problem_response(request, ProblemError(503, "O banco de dados está indisponível; tente novamente em instantes."))
 
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _pool_exhausted(request: Request, exc: sa.exc.TimeoutError):
+        # Every connection of the pool busy past VACINA_D1_DB_POOL_TIMEOUT_SECONDS: busy, not broken.
+        log.error("sem conexão livre no pool do banco: %s %s", request.method, request.url.path)
+        return problem_response(
+            request, ProblemError(503, "O portal está sobrecarregado; tente novamente em instantes.", headers={"Retry-After": "5"})
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("erro inesperado em %s %s", request.method, request.url.path)

@@ -30,15 +30,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email.utils
+import hashlib
 import logging
 import math
 import zlib
 from typing import Annotated, Iterable, Iterator, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from portal_api import crud, download_log, schemas
+from portal_api import crud, download_log, guards, schemas
 from portal_api.api import present
 from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope
 from portal_api.api.routes.listing import PAGE_SIZE_MAX
@@ -46,6 +48,7 @@ from portal_api.core import problems, ranges
 from portal_api.core.ip_ranges import client_address
 from portal_api.models import RefreshRequest
 from portal_api.refresh import DagsterRefused, DagsterUnavailable, partition_key
+from serving.alerts import raise_alert
 from serving.catalog import FileRecord
 from serving.storage import StorageError
 
@@ -200,15 +203,68 @@ def _prepare(
             title="Termos de uso não aceitos",
             extra={"operation": record.operation, "terms_version": version},
         )
+    if guards.incident_of(session, record.id) is not None:
+        raise _damaged()
     try:
         info = services.storage.head(record.object_key)
     except StorageError as exc:
         log.error("armazenamento indisponível para %s: %s", record.object_key, exc)
         raise problems.ProblemError(503, "O armazenamento de arquivos está indisponível; tente novamente.") from None
-    if info is None or info.size != record.bytes_stored:
-        log.error("objeto %s ausente ou diferente do catálogo", record.object_key)
+    if info is None:
+        log.error("objeto %s ausente do armazenamento", record.object_key)
         raise problems.ProblemError(503, "O arquivo está indisponível no armazenamento; tente novamente mais tarde.")
+    if info.size != record.bytes_stored:
+        session.close()
+        _incident(services, record, f"tamanho {info.size} != {record.bytes_stored} do catálogo", None)
+        raise _damaged()
     return _Plan(record, fmt, accept_encoding)
+
+
+def _damaged() -> problems.ProblemError:
+    return problems.ProblemError(
+        503,
+        "Este arquivo foi encontrado danificado no armazenamento e está indisponível até ser republicado. "
+        "A equipe foi avisada; tente novamente mais tarde.",
+        slug="arquivo-danificado", title="Arquivo danificado", headers={"Retry-After": "3600"},
+    )
+
+
+def _incident(services: Services, record: FileRecord, reason: str, found_sha256: str | None) -> None:
+    """Record the damaged version (once) and raise the alert; the version answers 503 from now on."""
+    log.error("objeto %s danificado: %s", record.object_key, reason)
+    try:
+        new = guards.record_incident(services.database.engine, record, detected_by="portal", reason=reason, found_sha256=found_sha256)
+    except Exception:  # noqa: BLE001 - the alert still goes out
+        log.exception("incidente de %s não registrado", record.object_key)
+        new = True
+    if new:
+        raise_alert(
+            {"tipo": "arquivo danificado", "detectado por": "portal", "arquivo": record.id, "operação": record.operation,
+             "dia": record.day.isoformat(), "versão": record.version, "objeto": record.object_key, "motivo": reason},
+            services.settings.home, log,
+        )
+
+
+def _verified(services: Services, record: FileRecord, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The whole stored object, hashed on the way: the last chunk is held back until the
+    digest is known, so a damaged object never reaches the client complete — the
+    connection is cut short (the body falls short of Content-Length) and the incident
+    recorded."""
+    digest = hashlib.sha256()
+    size = 0
+    held = None
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        if held is not None:
+            yield held
+        held = chunk
+    found = digest.hexdigest()
+    if size != record.bytes_stored or found != record.sha256_stored:
+        _incident(services, record, f"SHA-256 {found} != {record.sha256_stored} do catálogo ({size} bytes lidos)", found)
+        raise RuntimeError(f"objeto {record.object_key} danificado: transferência interrompida")
+    if held is not None:
+        yield held
 
 
 def _log(services: Services, plan: _Plan, principal, scope, *, delivery: str, byte_range, request: Request) -> None:
@@ -303,6 +359,12 @@ def download(
         if url is not None:
             _log(services, plan, principal, scope, delivery="redirect", byte_range=byte_range, request=request)
             return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
+        accel = services.settings.accel_redirect_prefix
+        if accel:
+            # nginx sends the bytes (Range included) from its internal location over the store.
+            _log(services, plan, principal, scope, delivery="x-accel", byte_range=byte_range, request=request)
+            headers = {**plan.headers, "X-Accel-Redirect": accel + quote(record.object_key), "X-Accel-Buffering": "no"}
+            return Response(status_code=200, headers=headers, media_type=plan.media_type)
         _log(services, plan, principal, scope, delivery="stream", byte_range=byte_range, request=request)
         headers = dict(plan.headers)
         start, end = byte_range if byte_range else (0, plan.size - 1)
@@ -312,10 +374,12 @@ def download(
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{plan.size}"
         body = services.storage.iter_range(record.object_key, start, end)
+        if not byte_range:
+            body = _verified(services, record, body)
         return StreamingResponse(body, status_code=status, headers=headers, media_type=plan.media_type)
 
     _log(services, plan, principal, scope, delivery="stream", byte_range=None, request=request)
-    body = services.storage.iter_range(record.object_key)
+    body = _verified(services, record, services.storage.iter_range(record.object_key))
     headers = dict(plan.headers)
     if plan.decode:
         body = _gunzip(body)
