@@ -370,23 +370,36 @@ def test_credential_numbers_are_sequential_per_year_and_skip_taken_ones(setup):
 # -- holder transfer ---------------------------------------------------------------------------------------------
 
 
+def _claim(client, headers, number, why="Ana saiu da secretaria em outubro."):
+    return client.post("/credenciais/titularidade", json={"numero_credencial": number, "justificativa": why}, headers=headers)
+
+
 def test_acquiring_holdership_of_a_credential(setup):
     world, pki, client = setup
     ana, carla, eduarda = (w.bearer(client, world, cpf) for cpf in (w.ANA_CPF, w.CARLA_CPF, rw.EDUARDA_CPF))
     daniel = w.bearer(client, world, rw.DANIEL_CPF)
-    problem(client.post("/credenciais/titularidade", json={"numero_credencial": "3804/2024", "justificativa": "sou eu"},
-                        headers=ana), 409)  # already the holder
-    problem(client.post("/credenciais/titularidade", json={"numero_credencial": "9999/2024", "justificativa": "x"}, headers=eduarda), 404)
-    asked = client.post("/credenciais/titularidade", json={"numero_credencial": "3804/2024",
-                                                           "justificativa": "Ana saiu da secretaria em outubro."}, headers=eduarda)
-    assert asked.status_code == 201, asked.text
-    transfer = asked.json()
-    assert (transfer["situacao"]["codigo"], transfer["titular_anterior"]["nome"], transfer["gestor_confere"]) == (
-        "pendente", "Ana Souza", False)
-    problem(client.post("/credenciais/titularidade", json={"numero_credencial": "3804/2024", "justificativa": "eu também"},
-                        headers=carla), 409)  # one pending per credential
+    # The same answer, byte for byte, for a credential, a missing number and one's own credential.
+    existing, missing, own = _claim(client, eduarda, "3804/2024"), _claim(client, eduarda, "9999/2024"), _claim(client, ana, "3804/2024")
+    assert existing.status_code == missing.status_code == own.status_code == 202
+    assert existing.content == missing.content == own.content
+    assert {k: v for k, v in existing.headers.items() if k not in ("date",)} == {
+        k: v for k, v in missing.headers.items() if k not in ("date",)}
+    assert "Ana" not in existing.text and "id" not in existing.json()
+    # The claimant's own list: the number and its state, never the holder nor whether it matched.
+    mine = client.get("/credenciais/titularidade", headers=eduarda).json()["items"]
+    assert sorted(t["numero_credencial"] for t in mine) == ["3804/2024", "9999/2024"]
+    assert all(t["titular_anterior"] is None and t["credencial_encontrada"] is None and t["gestor_confere"] is None for t in mine)
+    # A stranger's claim never blocks the real one: Carla's waits beside Eduarda's.
+    assert _claim(client, carla, "3804/2024", "eu também").status_code == 202
+    pending = client.get("/analise/titularidade", headers=daniel).json()["items"]
+    assert len(pending) == 4
+    transfer = next(t for t in pending if t["numero_credencial"] == "3804/2024" and t["credencial_encontrada"]
+                    and t["justificativa"].startswith("Ana saiu"))
+    assert (transfer["titular_anterior"]["nome"], transfer["gestor_confere"]) == ("Ana Souza", False)
+    unknown = next(t for t in pending if t["numero_credencial"] == "9999/2024")
+    assert unknown["credencial_encontrada"] is False and unknown["titular_anterior"] is None
+    problem(client.post(f"/analise/titularidade/{unknown['id']}/aprovacao", json={}, headers=daniel), 409)
     problem(client.post(f"/analise/titularidade/{transfer['id']}/aprovacao", json={}, headers=carla), 403)
-    assert [t["id"] for t in client.get("/analise/titularidade", headers=daniel).json()["items"]] == [transfer["id"]]
     approved = client.post(f"/analise/titularidade/{transfer['id']}/aprovacao", json={"observacao": "ofício 12/2026"}, headers=daniel)
     assert approved.status_code == 200 and approved.json()["situacao"]["codigo"] == "aprovada"
     assert [h["acao"] for h in approved.json()["historico"]] == ["criar", "aprovar"]
@@ -470,7 +483,10 @@ def test_migration_and_a_walk_on_postgres(tmp_path, postgres_url):
                     session.rollback()
             from serving import db as serving_db
 
-            assert serving_db.current_revision("portal_api", world.database.engine) == "0002_solicitacoes"
+            from alembic.script import ScriptDirectory
+
+            head = ScriptDirectory.from_config(serving_db.alembic_config("portal_api", postgres_url)).get_current_head()
+            assert serving_db.current_revision("portal_api", world.database.engine) == head != "0002_solicitacoes"
     finally:
         client.app.state.services.database.dispose()
         world.database.dispose()

@@ -131,6 +131,17 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+def caller_of(request: Request) -> Principal | None:
+    """The caller of a request refused before its handler ran (no route, bad parameters or
+    body), or None: lets those refusals answer 401 first to anyone without a valid token."""
+    services = get_services(request)
+    with services.database.session() as session:
+        try:
+            return get_principal(services, session, request.headers.get("authorization"))
+        except problems.ProblemError:
+            return None
+
+
 @dataclass(frozen=True)
 class RequestScope(crud.Scope):
     """The scope of one request: also who asked, from where, so a call made with a
