@@ -260,6 +260,27 @@ class Catalog:
         with self.session() as session:
             return session.scalars(query).one_or_none()
 
+    # -- verification (serving.verify) --------------------------------------------------------
+
+    def published_days(self, since: dt.date | None = None) -> list[dt.date]:
+        query = sa.select(Publication.day).distinct().order_by(Publication.day)
+        if since is not None:
+            query = query.where(Publication.day >= since)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def files_of_day(self, day: dt.date) -> list[FileRecord]:
+        """Every version of every file of the day (old versions stay addressable)."""
+        query = sa.select(PublishedFile).where(PublishedFile.day == day).order_by(PublishedFile.id)
+        with self.session() as session:
+            return [FileRecord.of(row) for row in session.scalars(query)]
+
+    def manifests_of_day(self, day: dt.date) -> list[tuple[str, str]]:
+        """(manifest key, its SHA-256) of every publication of the day."""
+        query = sa.select(Publication.manifest_key, Publication.manifest_sha256).where(Publication.day == day).order_by(Publication.version)
+        with self.session() as session:
+            return [(key, digest) for key, digest in session.execute(query)]
+
     # -- writes and publication planning (serving.publish) ---------------------------------
 
     def current_by_operation(self, day: dt.date) -> dict[str, FileRecord]:
