@@ -1,14 +1,12 @@
-"""Issue 11's guards, kept in the database so they hold across worker processes:
+"""Rate limits kept in the database, so they hold across worker processes (issue 11).
 
-* ``RateLimitEvent``: one row per counted attempt in a bucket (``token:cliente:<cpf>``,
-  ``token:endereco:<ip>``, ``titularidade:<user id>``, …). ``take`` counts a bucket's
-  events inside the window and refuses (returning the seconds to wait) once the limit
-  is reached. Count-then-insert is not serialised, so N workers racing on one bucket
-  may each let one extra attempt through: the limit is approximate by at most the
-  number of workers, which is enough against a brute force.
-* ``FileIncident``: a stored object found not to match the catalog (size or SHA-256),
-  by the portal while streaming it, by ``vacina-d1 verify`` or by the scrub. The
-  version stays unavailable (503) until a republication gives the day a new version.
+``RateLimitEvent`` is one row per counted attempt in a bucket (``token:cliente:<cpf>``,
+``token:endereco:<ip>``, ``titularidade:usuario:<id>``, ``faixa-ip:usuario:<id>``).
+``retry_after`` counts a bucket's attempts inside the window and, once the limit is
+reached, says how long to wait; ``count`` records one. Check-then-count is not
+serialised, so N workers racing on one bucket may each let one extra attempt through:
+the limit is approximate by at most the number of workers, enough against brute force.
+(File incidents live with the catalog: ``serving.catalog.FileIncident``.)
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from portal_api.models import TZ, Base
-from serving.catalog import FileRecord, utcnow
+from serving.catalog import utcnow
 
 log = logging.getLogger("portal_api")
 
@@ -34,19 +32,6 @@ class RateLimitEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     bucket: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[dt.datetime] = mapped_column(TZ)
-
-
-class FileIncident(Base):
-    __tablename__ = "file_incident"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    published_file_id: Mapped[int] = mapped_column(sa.Integer, unique=True)
-    object_key: Mapped[str] = mapped_column(sa.String(512))
-    detected_by: Mapped[str] = mapped_column(sa.String(16))
-    reason: Mapped[str] = mapped_column(sa.String(500))
-    expected_sha256: Mapped[str] = mapped_column(sa.String(64))
-    found_sha256: Mapped[str | None] = mapped_column(sa.String(64))
-    detected_at: Mapped[dt.datetime] = mapped_column(TZ)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -92,26 +77,3 @@ def too_many(detail: str, retry: int):
     from portal_api.core import problems
 
     return problems.ProblemError(429, f"{detail} Tente de novo em {retry} segundos.", headers={"Retry-After": str(retry)})
-
-
-def incident_of(session: Session, published_file_id: int) -> FileIncident | None:
-    return session.scalar(sa.select(FileIncident).where(FileIncident.published_file_id == published_file_id))
-
-
-def record_incident(
-    engine: sa.Engine, record: FileRecord, *, detected_by: str, reason: str, found_sha256: str | None = None
-) -> bool:
-    """Write the incident (once per file version); True when it is new."""
-    try:
-        with Session(engine) as session, session.begin():
-            if incident_of(session, record.id) is not None:
-                return False
-            session.add(
-                FileIncident(
-                    published_file_id=record.id, object_key=record.object_key, detected_by=detected_by, reason=reason[:500],
-                    expected_sha256=record.sha256_stored, found_sha256=found_sha256, detected_at=utcnow(),
-                )
-            )
-    except sa.exc.IntegrityError:  # another worker recorded it first
-        return False
-    return True

@@ -216,7 +216,7 @@ def cmd_gc(args: argparse.Namespace) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> None:
     from pipelines import dates
-    from serving.verify import verify_days
+    from serving.verify import record_incidents, verify_days
 
     _settings, storage, catalog = _open(args)
     try:
@@ -225,6 +225,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
         else:
             days = catalog.published_days(dates.parse_day(args.since) if args.since else None)
         report = verify_days(storage, catalog, days, threads=args.threads)
+        record_incidents(catalog, report, detected_by="verify")  # the portal stops serving them
     finally:
         catalog.engine.dispose()
     _emit({"command": "verify", **report.as_dict(), "storage": storage.url})

@@ -138,3 +138,18 @@ def verify_days(
             report.bytes_read += size
             report.problems.extend(problems)
     return report
+
+
+def record_incidents(catalog: Catalog, report: Report, *, detected_by: str) -> list[Problem]:
+    """Mark every damaged file version of the report (the portal then answers 503 for
+    it until it is republished); returns the problems recorded for the first time."""
+    new = []
+    for problem in report.problems:
+        if problem.file_id is None:
+            continue
+        record = catalog.file(problem.file_id)
+        if record is not None and catalog.record_incident(
+            record, detected_by=detected_by, reason=problem.reason, found_sha256=problem.found_sha256
+        ):
+            new.append(problem)
+    return new

@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from portal_api.guards import FileIncident
 from portal_api.main import create_app
+from serving.catalog import FileIncident
 from serving.storage import LocalStorage
 from tests.portal import world as w
 from tests.portal.servers import start_portal

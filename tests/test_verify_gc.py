@@ -100,3 +100,41 @@ def test_gc_removes_tmp_objects_and_staging_trees_of_interrupted_attempts(publis
     assert not old_tmp.exists() and not staging.exists() and not pipeline_attempt.exists()
     assert young_tmp.exists()  # an attempt in progress is spared
     assert one_json_line(run("verify", "--all", home=home))["ok"] is True  # nothing published was touched
+
+
+def test_the_daily_scrub_job_catches_a_flipped_byte_records_it_and_alerts(published, monkeypatch):
+    import warnings
+
+    from dagster import DagsterInstance
+
+    from assets.resources import CatalogDb, ObjectStore, PipelineWork
+    from serving.catalog import FileIncident
+    from tests import dagster_support as s
+
+    home, _, catalog, store = published
+    s.clean_env(monkeypatch, home / "var")
+    defs = s.definitions(home / "var")
+    schedule = defs.resolve_schedule_def("d1_scrub_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == ("0 5 * * *", "America/Sao_Paulo", "d1_scrub_job")
+    resources = {
+        "object_store": ObjectStore(url=str(store.root)),
+        "catalog_db": CatalogDb(url=catalog.url),
+        "pipeline_work": PipelineWork(home=str(home / "var")),
+    }
+    config = {"ops": {"d1_scrub": {"config": {"days": 3660}}}, **s.QUIET}
+    job = defs.resolve_job_def("d1_scrub_job")
+    with warnings.catch_warnings(), DagsterInstance.ephemeral() as instance:
+        warnings.simplefilter("ignore")
+        clean = job.execute_in_process(run_config=config, resources=resources, instance=instance, raise_on_error=False)
+        assert clean.success
+        victim = next(f for f in catalog.files_of_day(DAY) if f.uf == "RJ" and f.scope_kind == "uf")
+        _flip(store, victim.object_key)
+        caught = job.execute_in_process(run_config=config, resources=resources, instance=instance, raise_on_error=False)
+    assert not caught.success
+    failure = next(e for e in caught.all_events if e.is_step_failure)
+    assert victim.object_key in failure.event_specific_data.error.message
+    alerts = [json.loads(line) for line in (home / "var" / "alertas.jsonl").read_text().splitlines()]
+    assert alerts[-1]["tipo"] == "arquivos danificados" and alerts[-1]["objetos"] == [victim.object_key]
+    with catalog.session() as session:
+        incident = session.query(FileIncident).one()
+    assert (incident.published_file_id, incident.detected_by) == (victim.id, "scrub")

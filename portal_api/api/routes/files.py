@@ -40,7 +40,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from portal_api import crud, download_log, guards, schemas
+from portal_api import crud, download_log, schemas
 from portal_api.api import present
 from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope
 from portal_api.api.routes.listing import PAGE_SIZE_MAX
@@ -203,7 +203,7 @@ def _prepare(
             title="Termos de uso não aceitos",
             extra={"operation": record.operation, "terms_version": version},
         )
-    if guards.incident_of(session, record.id) is not None:
+    if services.database.catalog.incident(record.id, session) is not None:
         raise _damaged()
     try:
         info = services.storage.head(record.object_key)
@@ -233,7 +233,7 @@ def _incident(services: Services, record: FileRecord, reason: str, found_sha256:
     """Record the damaged version (once) and raise the alert; the version answers 503 from now on."""
     log.error("objeto %s danificado: %s", record.object_key, reason)
     try:
-        new = guards.record_incident(services.database.engine, record, detected_by="portal", reason=reason, found_sha256=found_sha256)
+        new = services.database.catalog.record_incident(record, detected_by="portal", reason=reason, found_sha256=found_sha256)
     except Exception:  # noqa: BLE001 - the alert still goes out
         log.exception("incidente de %s não registrado", record.object_key)
         new = True

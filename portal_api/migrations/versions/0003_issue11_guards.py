@@ -1,6 +1,5 @@
-"""Issue 11 (load, attack, faults): rate-limit events shared by every worker process,
-file incidents (a stored object whose bytes no longer match the catalog), and holder
-transfers that no longer reveal or block anything (the number claimed is kept, the
+"""Issue 11 (load, attack, faults): rate-limit events shared by every worker process
+(file incidents are serving's, 0003_issue11_file_incident), and holder transfers that no longer reveal or block anything (the number claimed is kept, the
 credential may be unknown, several claims may wait on one credential).
 
 Revision ID: 0003_issue11_guards
@@ -30,22 +29,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_rate_limit_event_bucket_created_at", t, ["bucket", "created_at"])
 
-    t = "file_incident"
-    op.create_table(
-        t,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("published_file_id", sa.Integer, nullable=False),
-        sa.Column("object_key", sa.String(512), nullable=False),
-        sa.Column("detected_by", sa.String(16), nullable=False),
-        sa.Column("reason", sa.String(500), nullable=False),
-        sa.Column("expected_sha256", sa.String(64), nullable=False),
-        sa.Column("found_sha256", sa.String(64), nullable=True),
-        sa.Column("detected_at", TZ, nullable=False),
-        sa.PrimaryKeyConstraint("id", name=f"pk_{t}"),
-        sa.ForeignKeyConstraint(["published_file_id"], ["published_file.id"], name="fk_file_incident_published_file_id"),
-        sa.UniqueConstraint("published_file_id", name="uq_file_incident_published_file_id"),
-    )
-
     op.drop_index("ix_holder_transfer_pending", table_name="holder_transfer")
     op.create_index("ix_holder_transfer_status", "holder_transfer", ["status"])
     with op.batch_alter_table("holder_transfer") as batch:
@@ -69,6 +52,5 @@ def downgrade() -> None:
         "ix_holder_transfer_pending", "holder_transfer", ["credential_id"], unique=True,
         sqlite_where=sa.text("status = 'pendente'"), postgresql_where=sa.text("status = 'pendente'"),
     )
-    op.drop_table("file_incident")
     op.drop_index("ix_rate_limit_event_bucket_created_at", table_name="rate_limit_event")
     op.drop_table("rate_limit_event")
