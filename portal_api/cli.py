@@ -36,14 +36,32 @@ def _emit(payload: dict) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from portal_api.core.db import upgrade
+    from portal_api.core.limits import HeadLimitedHttpToolsProtocol
     from portal_api.main import create_app
 
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    app = create_app(settings)
-    _emit({"command": "serve", "host": host, "port": port, "catalog": settings.resolved_catalog_url.split("://")[0]})
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    workers = args.workers
+    if workers < 1:
+        raise ValueError("--workers precisa ser pelo menos 1")
+    upgrade(settings.resolved_catalog_url)  # once, here: the workers start on a migrated database
+    options = dict(
+        host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
+        # Heads over VACINA_D1_MAX_HEADER_BYTES get 431 in every worker (portal_api.core.limits).
+        http=HeadLimitedHttpToolsProtocol,
+    )
+    _emit({
+        "command": "serve", "host": host, "port": port, "workers": workers,
+        "catalog": settings.resolved_catalog_url.split("://")[0],
+        "x_accel_redirect": settings.accel_redirect_prefix,
+    })
+    if workers == 1:
+        uvicorn.run(create_app(settings, migrate=False), **options)
+    else:
+        # Each worker process builds its own app (and its own connection pool) from the environment.
+        uvicorn.run("portal_api.main:create_worker_app", factory=True, workers=workers, **options)
 
 
 def cmd_create_user(args):
@@ -176,6 +194,7 @@ def register(commands) -> None:
     serve = commands.add_parser("serve", help="sobe a API do portal (padrão 127.0.0.1:8000)")
     serve.add_argument("--host", help="endereço (padrão VACINA_D1_HOST ou 127.0.0.1)")
     serve.add_argument("--port", type=int, help="porta (padrão VACINA_D1_PORT ou 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="processos que atendem (padrão 1); cada um com seu pool de conexões")
     serve.set_defaults(handler=cmd_serve)
 
     admin = commands.add_parser("admin", help="usuários, papéis, credenciais, tokens, termos de uso e o registro de downloads")

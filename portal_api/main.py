@@ -117,3 +117,9 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
 
     app.openapi = openapi
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one worker of ``vacina-d1 serve --workers N`` (settings from the
+    environment; the parent process already applied the migrations)."""
+    return create_app(migrate=False)

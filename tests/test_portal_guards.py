@@ -174,3 +174,64 @@ def test_every_operation_needing_a_caller_answers_401_first(client):
     # With a valid token the same malformed request gets its real answer (not 401).
     headers = w.bearer(http, world, w.ANA_CPF)
     assert http.delete("/solicitacoes/1/estabelecimentos/abc", headers=headers).status_code == 404
+
+
+# -- request heads over the limit, with several workers ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("workers")
+    world = w.build(tmp)
+    server = start_portal(tmp, _env(world, VACINA_D1_MAX_HEADER_BYTES="16384"), extra_args=("--workers", "2"))
+    yield world, server
+    server.stop()
+    world.database.dispose()
+
+
+def _raw(url: str, head: bytes, *, body_bytes: int = 0, chunk: int = 256 * 1024) -> tuple[bytes, int, float]:
+    """Send a request head of any size over a plain socket (then the rest of a huge
+    header, ``body_bytes``, as long as the server reads); the answer, bytes sent, seconds."""
+    import socket
+    import time as clock
+
+    host, port = url.removeprefix("http://").split(":")
+    started = clock.monotonic()
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        try:
+            sock.sendall(head)
+            sent += len(head)
+            filler = b"a" * chunk
+            while sent < body_bytes:
+                sock.sendall(filler)
+                sent += len(filler)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        try:
+            while part := sock.recv(65536):
+                answer += part
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return answer, sent, clock.monotonic() - started
+
+
+def test_a_64_kb_header_gets_431_and_a_64_mb_one_is_not_read_whole(two_workers):
+    world, server = two_workers
+    big = b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Grande: " + b"b" * 64 * 1024 + b"\r\n\r\n"
+    answer, _, _ = _raw(server.url, big)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"application/problem+json" in answer and "cabeçalhos" in answer.decode()
+    # 64 MB of one header: refused after the first 16 KB; the server stops reading and closes.
+    answer, sent, seconds = _raw(server.url, b"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Enorme: ", body_bytes=64 * 1024 * 1024)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert sent < 64 * 1024 * 1024 and seconds < 15, (sent, seconds)
+    # A head under the limit is served (401: no token), by either worker, and so are normal requests.
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/me", headers={"X-Medio": "c" * 12_000}).status_code == 401
+        headers = w.bearer(http, world, w.ANA_CPF)
+        assert all(http.get("/me", headers=headers).status_code == 200 for _ in range(20))
+    log = server.log.read_text()
+    assert log.count("cabeçalhos maiores que 16384 bytes") == 2
+    assert "Started parent process" in log or log.count("Application startup complete") >= 2
