@@ -96,7 +96,10 @@ class DownloadOut(Out):
     file_id: int = Field(description="A versão do arquivo baixada.")
     file_version: int
     representation: Literal["csv.gz", "csv"] = Field(description="O que foi entregue: o arquivo comprimido ou o CSV.")
-    delivery: Literal["stream", "redirect"] = Field(description="Entregue pela API ou por URL pré-assinada do armazenamento.")
+    delivery: Literal["stream", "redirect", "x-accel"] = Field(
+        description="Entregue pela API (`stream`), por URL pré-assinada do armazenamento (`redirect`) ou pelo nginx à frente "
+        "da API, depois de autorizada e registrada por ela (`x-accel`)."
+    )
     range: str | None = Field(description="O intervalo de bytes pedido (`bytes=início-fim`), quando foi uma continuação.")
 
 
