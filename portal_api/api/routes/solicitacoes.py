@@ -123,13 +123,15 @@ def list_apis(principal: CurrentPrincipal) -> list[schemas.ApiOut]:
         "As operações concretas de uma API, para escolher uma a uma (ou todas). Na API D-1 (`vacinacao-d1-csv`) "
         "são as da UF pedida: `imunizacao-total-<uf>` e uma `imunizacao-total-<uf>-<ibge6>` por município."
     ),
-    responses=problems.responses(401, 422, 503),
+    responses=problems.responses(401, 404, 422, 503, descriptions={404: "Não há API com esse código no catálogo."}),
 )
 def list_operations(
     principal: CurrentPrincipal,
-    codigo: Annotated[schemas.ApiCode, Path(description="Código da API.")],
+    codigo: Annotated[str, Path(max_length=64, description="Código da API (`GET /catalogo/apis`).")],
     uf: Annotated[UfCode | None, Query(description="UF em maiúsculas (obrigatória na API D-1).")] = None,
 ) -> schemas.OperacoesOut:
+    if codigo not in catalog.CODES:
+        raise problems.not_found(f"Não há API com o código {codigo[:64]!r} no catálogo (veja GET /catalogo/apis).")
     api = catalog.get(codigo)
     if api.by_territory:
         if not uf:
