@@ -95,7 +95,10 @@ def run_locust(base_url: str, config: dict, work: Path, users: int, seconds: int
     with open(f"{prefix}_stats.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             stats[row["Name"]] = row
-    return stats, json.loads((work / "counters.json").read_text())
+    counters = json.loads((work / "counters.json").read_text())
+    with open(f"{prefix}_failures.csv", newline="") as handle:
+        counters["failures"] = {f"{r['Name']}: {r['Error'][:120]}": int(r["Occurrences"]) for r in csv.DictReader(handle)}
+    return stats, counters
 
 
 def _num(row: dict | None, field: str) -> float:
@@ -127,6 +130,7 @@ def summarise(name: str, stats: dict, counters: dict, seconds: int, log_delta: i
         "broken_bodies": counters["broken_bodies"],
         "transfers_started": counters["transfers_started"],
         "log_entries": log_delta,
+        "failures_by_kind": counters.get("failures", {}),
     }
 
 
@@ -169,6 +173,12 @@ def scenario(name, world, tmp, args, *, behind_nginx: bool, static: bool = False
             proxy.stop()
         if portal is not None:
             portal.stop()
+        # The servers' logs outlive the temporary directory (errors are read there).
+        keep = Path(tempfile.gettempdir()) / "vacina-d1-load-logs"
+        keep.mkdir(exist_ok=True)
+        for log in (work / "portal.log", work / "nginx" / "error.log"):
+            if log.exists():
+                (keep / f"{name}-{log.name}").write_bytes(log.read_bytes()[-2_000_000:])
 
 
 def main() -> None:
