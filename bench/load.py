@@ -12,7 +12,9 @@ and every range must be the stored bytes from its start. Reported per scenario:
 requests/s, p50/p99 (listing and downloads), download MB/s, server errors, broken
 bodies, transfers started vs download-log entries written, and the download MB/s as a
 ratio of bare nginx's. Targets: 0 server errors, 0 broken bodies, log entries ==
-transfers started, listing p99 < 200 ms, behind nginx >= 0.8x bare nginx MB/s.
+transfers started, listing p99 < 200 ms, behind nginx >= 0.8x bare nginx MB/s. Each
+scenario also runs a listing-only phase (same users): there the generator does almost
+nothing per answer, so the listing latency is the server's, not the client's queue.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def tokens(base_url: str, world: w.World) -> list[str]:
     return out
 
 
-def run_locust(base_url: str, config: dict, work: Path, users: int, seconds: int) -> tuple[dict, dict]:
+def run_locust(base_url: str, config: dict, work: Path, users: int, seconds: int, user_class: str) -> tuple[dict, dict]:
     config_path = work / "config.json"
     config_path.write_text(json.dumps(config))
     prefix = work / "locust"
@@ -86,7 +88,7 @@ def run_locust(base_url: str, config: dict, work: Path, users: int, seconds: int
     done = subprocess.run(
         [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(spawn),
          "-t", f"{seconds}s", "--host", base_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "30",
-         "--loglevel", "WARNING"],
+         "--loglevel", "WARNING", user_class],
         env={**os.environ, "LOAD_CONFIG": str(config_path)}, capture_output=True, text=True, timeout=seconds + 180,
     )
     if not (work / "counters.json").exists():
@@ -163,11 +165,19 @@ def scenario(name, world, tmp, args, *, behind_nginx: bool, static: bool = False
                 proxy = Nginx(work / "nginx", portal.url.removeprefix("http://"), world.storage.root, workers=args.workers)
                 base = proxy.url
             config["tokens"] = tokens(base, world)
-        before = None if static else log_entries(world)
-        stats, counters = run_locust(base, config, work, args.users, args.seconds)
-        time.sleep(1)
-        delta = None if static else log_entries(world) - before
-        return summarise(name, stats, counters, args.seconds, delta)
+        results = []
+        for user_class, label in (("Portal", name), ("Listing", f"{name}/só-listagem")):
+            if user_class == "Listing" and not args.listing_phase:
+                continue
+            phase = work / user_class
+            phase.mkdir()
+            config["counters"] = str(phase / "counters.json")
+            before = None if static else log_entries(world)
+            stats, counters = run_locust(base, config, phase, args.users, args.seconds, user_class)
+            time.sleep(1)
+            delta = None if static else log_entries(world) - before
+            results.append(summarise(label, stats, counters, args.seconds, delta))
+        return results
     finally:
         if proxy is not None:
             proxy.stop()
@@ -189,6 +199,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="linhas de cada arquivo DF baixado")
     parser.add_argument("--postgres", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--only", default="static,sqlite,postgres")
+    parser.add_argument("--no-listing-phase", dest="listing_phase", action="store_false",
+                        help="sem a fase só de listagem (a latência do servidor sem o custo do cliente nos downloads)")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     results = []
@@ -196,10 +208,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         sqlite_world = build_world(tmp / "sqlite", None, args.rows)
         if "static" in wanted:
-            results.append(scenario("nginx-estatico", sqlite_world, tmp, args, behind_nginx=False, static=True))
+            results += scenario("nginx-estatico", sqlite_world, tmp, args, behind_nginx=False, static=True)
         if "sqlite" in wanted:
-            results.append(scenario("sqlite-app", sqlite_world, tmp, args, behind_nginx=False))
-            results.append(scenario("sqlite-nginx", sqlite_world, tmp, args, behind_nginx=True))
+            results += scenario("sqlite-app", sqlite_world, tmp, args, behind_nginx=False)
+            results += scenario("sqlite-nginx", sqlite_world, tmp, args, behind_nginx=True)
         sqlite_world.database.dispose()
         if "postgres" in wanted:
             name = f"vacina_d1_load_{uuid.uuid4().hex[:8]}"
@@ -208,16 +220,20 @@ def main() -> None:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
             try:
                 pg_world = build_world(tmp / "pg", args.postgres.rsplit("/", 1)[0] + f"/{name}", args.rows)
-                results.append(scenario("postgres-app", pg_world, tmp, args, behind_nginx=False))
-                results.append(scenario("postgres-nginx", pg_world, tmp, args, behind_nginx=True))
+                results += scenario("postgres-app", pg_world, tmp, args, behind_nginx=False)
+                results += scenario("postgres-nginx", pg_world, tmp, args, behind_nginx=True)
                 pg_world.database.dispose()
             finally:
                 with admin.connect() as conn:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
     baseline = next((r["download_mb_s"] for r in results if r["scenario"] == "nginx-estatico"), None)
+    listing_baseline = next((r["req_per_s"] for r in results if r["scenario"] == "nginx-estatico/só-listagem"), None)
     for r in results:
-        r["ratio_to_bare_nginx"] = round(r["download_mb_s"] / baseline, 2) if baseline else None
+        if r["scenario"].endswith("só-listagem"):
+            r["ratio_to_bare_nginx"] = round(r["req_per_s"] / listing_baseline, 2) if listing_baseline else None
+        else:
+            r["ratio_to_bare_nginx"] = round(r["download_mb_s"] / baseline, 2) if baseline else None
     print(json.dumps({"users": args.users, "seconds": args.seconds, "workers": args.workers, "results": results}, indent=1))
     header = ("cenário", "req/s", "lista p50/p99 ms", "download p50/p99 ms", "MB/s", "× nginx", "erros 5xx",
               "corpos quebrados", "transferências", "registro")

@@ -30,7 +30,8 @@ def _write_counters(environment, **_kwargs):
         json.dump(COUNTERS, handle)
 
 
-class Portal(FastHttpUser):
+class _User(FastHttpUser):
+    abstract = True
     wait_time = between(0.0, 0.05)
     connection_timeout = 30.0
     network_timeout = 60.0
@@ -42,8 +43,7 @@ class Portal(FastHttpUser):
         if response.status_code >= 500 or response.status_code == 0:
             COUNTERS["server_errors" if response.status_code >= 500 else "other_errors"] += 1
 
-    @task(6)
-    def listing(self):
+    def _listing(self):
         place = random.choice(CONFIG["listing"])
         kind = random.choice(("anos", "meses", "arquivos"))
         if STATIC:
@@ -59,8 +59,7 @@ class Portal(FastHttpUser):
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}")
 
-    @task(4)
-    def download(self):
+    def _download(self):
         f = random.choice(FILES)
         data = DATA[f["id"]]
         url = f["static_path"] if STATIC else f"/files/{f['id']}/content"
@@ -89,3 +88,23 @@ class Portal(FastHttpUser):
                 COUNTERS["complete_ok" if good else "broken_bodies"] += 1
             if not good:
                 response.failure("corpo quebrado")
+
+
+class Portal(_User):
+    """The mixed user (listing 60%, downloads 40%)."""
+
+    @task(6)
+    def listing(self):
+        self._listing()
+
+    @task(4)
+    def download(self):
+        self._download()
+
+
+class Listing(_User):
+    """Listing only: the client does almost nothing per answer, so its latency is the server's."""
+
+    @task
+    def listing(self):
+        self._listing()
