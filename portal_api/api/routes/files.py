@@ -23,6 +23,13 @@ Download design (documented in the OpenAPI description too):
   range: the log never under-counts who received the data, and a continuation is
   told apart by its range. HEAD, 304-less revalidation and 416 transfer no data and
   are not logged.
+* Behind nginx (``VACINA_D1_ACCEL_REDIRECT_PREFIX``, local store): after authorising
+  and logging, the answer is an ``X-Accel-Redirect`` and nginx sends the bytes, Range
+  included (deploy/nginx/vacina-d1.conf).
+* Integrity (issue 11): a version with a recorded incident, or whose stored size is not
+  the catalog's, answers 503 until republished; a whole stored body streamed here is
+  hashed on the way and, if it does not match, cut short before its last chunk (the
+  incident recorded, the alert raised).
 """
 
 from __future__ import annotations
@@ -125,7 +132,8 @@ _DOWNLOAD_RESPONSES = {
     **problems.responses(
         401, 403, 404, 416, 422, 503,
         descriptions={
-            503: "O registro de downloads não pôde ser gravado (o download é recusado), ou o armazenamento está indisponível.",
+            503: "O registro de downloads não pôde ser gravado (o download é recusado), o armazenamento está indisponível, "
+            "ou o arquivo foi encontrado danificado e aguarda republicação (`arquivo-danificado`).",
         },
     ),
 }
