@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,11 @@ def test_an_interrupted_download_resumes_byte_exactly(served, http, tmp_path):
     target = tmp_path / "imunizacao-total-df_2026-11-21.csv.gz"
     target.write_bytes(published.gz[:12345])
     curl = shutil.which("curl")
-    assert curl, "curl é necessário para este teste (apt-get install curl; .ci/run o instala)"
+    if curl is None:  # reported as a skip on a laptop, a failure in CI (.ci/run installs curl)
+        message = "curl ausente: a retomada com `curl -C -` não foi verificada (apt-get install curl)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     done = subprocess.run(
         [curl, "-sS", "-f", "-C", "-", "-o", str(target), "-H", f"Authorization: {headers['Authorization']}",
          f"{server.url}{url}"], capture_output=True, timeout=60,
