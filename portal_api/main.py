@@ -7,7 +7,10 @@ to a problem document.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+import anyio.to_thread
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -55,6 +58,25 @@ def _operation_id(route: APIRoute) -> str:
     return route.name  # the handler's name: unique, readable in generated clients
 
 
+def _threads_within_the_pool(connections: int):
+    """The sync routes run in anyio's thread pool (40 threads by default). A request holds
+    at most one database connection at a time, so with no more threads than the pool has
+    connections no request ever waits on the pool — under overload they queue for a
+    thread (no timeout) instead of failing with 503 after the pool timeout."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        previous = limiter.total_tokens
+        limiter.total_tokens = max(2, connections)
+        try:
+            yield
+        finally:
+            limiter.total_tokens = previous
+
+    return lifespan
+
+
 def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or PortalSettings()
     url = settings.resolved_catalog_url
@@ -86,6 +108,7 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True) 
         openapi_tags=TAGS,
         generate_unique_id_function=_operation_id,
         redirect_slashes=False,
+        lifespan=_threads_within_the_pool(settings.db_pool_size + settings.db_max_overflow),
     )
     app.state.services = services
     app.state.solicitacoes = WorkflowServices(settings)
