@@ -94,7 +94,9 @@ def release(session: Session) -> None:
         session.commit()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed as soon as the route returns, before the answer is sent (scope="function"): a
+# slow client reading a listing no longer keeps a pooled connection (issue 11).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 # Documents the flow in OpenAPI (Swagger's "Authorize"); the header is parsed below.
 oauth2_scheme = OAuth2(
