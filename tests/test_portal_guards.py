@@ -235,3 +235,27 @@ def test_a_64_kb_header_gets_431_and_a_64_mb_one_is_not_read_whole(two_workers):
     log = server.log.read_text()
     assert log.count("cabeçalhos maiores que 16384 bytes") == 2
     assert "Started parent process" in log or log.count("Application startup complete") >= 2
+
+
+def test_many_concurrent_listings_never_wait_on_a_small_pool(tmp_path):
+    """40 client threads against a two-connection pool: no request may time out on the
+    pool (the session gives its connection back in the route's own thread, and there are
+    no more worker threads than connections)."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    world = w.build(tmp_path, db_pool_size=2, db_max_overflow=0, db_pool_timeout_seconds=3)
+    app = create_app(world.settings)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as http:
+            headers = w.bearer(http, world, w.ANA_CPF)
+            published = world.file(w.DF, DAY)
+            paths = [f"/operations/{w.DF}/years", f"/operations/{w.DF}/years/2026/months",
+                     f"/operations/{w.DF}/years/2026/months/11/files", f"/files/{published.id}",
+                     f"/files/{published.id}/downloads"]
+            with ThreadPoolExecutor(40) as pool:
+                statuses = Counter(pool.map(lambda n: http.get(paths[n % len(paths)], headers=headers).status_code, range(300)))
+        assert statuses == Counter({200: 300})
+    finally:
+        app.state.services.database.dispose()
+        world.database.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Callable, Iterator, NoReturn, Protocol
+from typing import Annotated, AsyncIterator, Callable, NoReturn, Protocol
 
 from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2
@@ -81,9 +81,16 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.database.session() as session:
+async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
+    # An async generator on purpose: FastAPI runs the exit of a sync generator dependency
+    # through one process-wide single-thread limiter, so under load closing sessions queued
+    # behind each other, each still holding its pooled connection (issue 11). Closing here
+    # is a rollback at most, done on the event loop.
+    session = services.database.session()
+    try:
         yield session
+    finally:
+        session.close()
 
 
 def release(session: Session) -> None:

@@ -49,7 +49,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from portal_api import crud, download_log, schemas
 from portal_api.api import present
-from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope
+from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope, release
 from portal_api.api.routes.listing import PAGE_SIZE_MAX
 from portal_api.core import problems, ranges
 from portal_api.core.ip_ranges import client_address
@@ -77,6 +77,7 @@ Format = Literal["csv.gz", "csv"]
 def file_detail(file_id: FileIdPath, services: ServicesDep, session: SessionDep, scope: ScopeDep) -> schemas.FileOut:
     record = file_in_scope(services, file_id, scope)
     logs = crud.downloads_of_days(session, record.operation, [record.day], per_day=services.settings.log_entries_per_file)
+    release(session)  # in this thread, before the answer is built and sent
     return present.file(record, *logs[record.day])
 
 
@@ -99,6 +100,7 @@ def file_downloads(
     record = file_in_scope(services, file_id, scope)
     size = page_size or services.settings.page_size_default
     rows, total = crud.downloads_page(session, record.operation, record.day, offset=(page - 1) * size, limit=size)
+    release(session)
     items = [present.download(entry, user) for entry, user in rows]
     return schemas.DownloadPage(file_id=record.id, items=items, **present.paging(total, page, size, len(items)))
 
