@@ -598,6 +598,10 @@ class _ParquetSpill:
             index, operation = item
             pieces = [batches[b].slice(start, end - start) for b, start, end in self.slices.get(index, [])]
             table = pa.Table.from_batches(pieces, schema=self.schema)
+            if table.num_rows <= PARQUET_ROW_GROUP_ROWS:
+                # The writer pays per chunk and column: one slice per input batch would
+                # double the cost of a small file; copying its few rows is cheaper.
+                table = table.combine_chunks()
             return index, write_parquet(table, staging / parquet_name(operation, day))
 
         def rows(item: tuple[int, str]) -> int:
