@@ -531,80 +531,132 @@ class _ParquetSpill:
     """The typed rows of every file, in file order, for the Parquet files.
 
     Each batch's rows are gathered once (by polars, with the same routing as the CSV
-    lines, sorted by target then row) and appended to an uncompressed Arrow IPC file
-    in the staging directory, with each target's (batch, start, end). At the end the
-    file is memory-mapped and each target's slices, zero-copy, become its Parquet
-    file. Memory stays bounded by the largest file; the page cache holds the spill.
+    lines, sorted by UF group, then target, then row) and appended to one
+    uncompressed Arrow IPC file per UF group (the UF's file and its municipalities'
+    files) in the staging directory, with each target's (batch, start, end) in its
+    group. At the end each group's file is memory-mapped on its own, its targets'
+    slices (zero-copy) become their Parquet files, and the mapping and the file are
+    dropped before the next group: the mapped pages, which count as resident, stay
+    bounded by the largest UF rather than the whole day.
 
-    The cost is per file far more than per row: about 2 ms of CPU for a Parquet of
+    The cost is per file far more than per row: about 1.5 ms of CPU for a Parquet of
     57 columns, whatever its size (a whole day in one file costs less than a
     thousand small ones); bench/README.md has the figures."""
 
     def __init__(self, staging: Path):
-        self.path = staging / "_linhas-tipadas.arrow"
+        self.staging = staging
         self.schema = parquet_schema()
-        self.sink = pa.OSFile(str(self.path), "wb")
-        self.writer = pa.ipc.new_file(self.sink, self.schema)
+        all_targets = targets()
+        ufs = sorted({t.uf for t in all_targets})
+        self.group_of = np.array([ufs.index(t.uf) for t in all_targets], dtype=np.int64)
+        self.groups: dict[int, tuple[pa.OSFile, pa.ipc.RecordBatchFileWriter]] = {}
+        self.batches: dict[int, int] = {}
         self.slices: dict[int, list[tuple[int, int, int]]] = {}
-        self.batches = 0
+
+    def _path(self, group: int) -> Path:
+        return self.staging / f"_linhas-tipadas-{group:02d}.arrow"
 
     def add(self, frame: pl.DataFrame, target: np.ndarray, row: np.ndarray, vinculo: np.ndarray) -> None:
+        group = self.group_of[target]
+        order = np.argsort(group, kind="stable")  # target is sorted: stays sorted within a group
+        target, row, vinculo, group = target[order], row[order], vinculo[order], group[order]
         # One gather by polars (multi-threaded), one conversion to Arrow.
         typed = frame.select(contract.SOURCE_COLUMNS)[pl.Series(row)].to_arrow(compat_level=pl.CompatLevel.oldest())
         columns = [typed.column(name).cast(self.schema.field(name).type) for name in contract.SOURCE_COLUMNS]
         columns.append(pc.take(_VINCULO_TEXT, pa.array(vinculo)))
-        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
-        bounds = np.flatnonzero(np.diff(target)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [len(target)]])
-        batch = self.batches
-        for index, start, end in zip(target[starts].tolist(), starts.tolist(), ends.tolist()):
-            self.slices.setdefault(index, []).append((batch, start, end))
-        self.batches += 1
+        table = pa.Table.from_arrays(columns, schema=self.schema)
+        del typed, columns
+        group_bounds = np.flatnonzero(np.diff(group)) + 1
+        group_starts = np.concatenate([[0], group_bounds])
+        group_ends = np.concatenate([group_bounds, [len(group)]])
+        for g, g_start, g_end in zip(group[group_starts].tolist(), group_starts.tolist(), group_ends.tolist()):
+            if g not in self.groups:
+                sink = pa.OSFile(str(self._path(g)), "wb")
+                self.groups[g] = (sink, pa.ipc.new_file(sink, self.schema))
+                self.batches[g] = 0
+            self.groups[g][1].write_table(table.slice(g_start, g_end - g_start))
+            batch = self.batches[g]
+            self.batches[g] += 1
+            part = target[g_start:g_end]
+            bounds = np.flatnonzero(np.diff(part)) + 1
+            starts = np.concatenate([[0], bounds])
+            ends = np.concatenate([bounds, [len(part)]])
+            for index, start, end in zip(part[starts].tolist(), starts.tolist(), ends.tolist()):
+                self.slices.setdefault(index, []).append((batch, start, end))
 
     def write_files(self, staging: Path, day: dt.date, wanted: dict[int, str], threads: int = 2) -> dict[int, Representation]:
         """One Parquet per target in ``wanted`` (index → operation); targets without rows get an empty one."""
-        self.writer.close()
-        self.sink.close()
-        reader = pa.ipc.open_file(pa.memory_map(str(self.path), "r"))
-        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        for sink, writer in self.groups.values():
+            writer.close()
+            sink.close()
+        by_group: dict[int, list[tuple[int, str]]] = {}
+        for index, operation in sorted(wanted.items()):
+            by_group.setdefault(int(self.group_of[index]), []).append((index, operation))
+        written: dict[int, Representation] = {}
 
-        def one(item: tuple[int, str]) -> tuple[int, Representation]:
+        def one(batches: list[pa.RecordBatch], item: tuple[int, str]) -> tuple[int, Representation]:
             index, operation = item
             pieces = [batches[b].slice(start, end - start) for b, start, end in self.slices.get(index, [])]
             table = pa.Table.from_batches(pieces, schema=self.schema)
+            if table.num_rows <= PARQUET_ROW_GROUP_ROWS:
+                # The writer pays per chunk and column: one slice per input batch would
+                # double the cost of a small file; copying its few rows is cheaper.
+                table = table.combine_chunks()
             return index, write_parquet(table, staging / parquet_name(operation, day))
 
+        def rows(item: tuple[int, str]) -> int:
+            return sum(end - start for _, start, end in self.slices.get(item[0], []))
+
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="vacina-d1-parquet") if threads > 1 else None
         try:
-            if threads <= 1:
-                return dict(map(one, sorted(wanted.items())))
-            with ThreadPoolExecutor(threads, thread_name_prefix="vacina-d1-parquet") as pool:
-                return dict(pool.map(one, sorted(wanted.items())))
+            for group, items in sorted(by_group.items()):
+                batches: list[pa.RecordBatch] = []
+                if group in self.groups:
+                    reader = pa.ipc.open_file(pa.memory_map(str(self._path(group)), "r"))
+                    batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+                    del reader
+                # Largest first, so the two threads end together.
+                items.sort(key=rows, reverse=True)
+                work = functools.partial(one, batches)
+                written.update(pool.map(work, items) if pool is not None else map(work, items))
+                del batches, work  # unmaps the group's file before the next one is mapped
+                self._path(group).unlink(missing_ok=True)
         finally:
-            del reader, batches
-            self.path.unlink(missing_ok=True)
+            if pool is not None:
+                pool.shutdown()
+            self._remove()
+        return written
+
+    def _remove(self) -> None:
+        for group in self.groups:
+            self._path(group).unlink(missing_ok=True)
 
     def discard(self) -> None:
-        try:
-            self.writer.close()
-            self.sink.close()
-        except (pa.ArrowException, OSError):
-            pass
-        self.path.unlink(missing_ok=True)
+        for sink, writer in self.groups.values():
+            try:
+                writer.close()
+                sink.close()
+            except (pa.ArrowException, OSError):
+                pass
+        self._remove()
 
 
-# Column statistics pay off on large files (row-group pruning); on a small one
-# (most municipality files hold tens to hundreds of rows) they are a good part of
-# the writing time and of the bytes.
+# Column statistics and dictionary encoding pay off on large files (row-group
+# pruning, smaller pages); on a small one (most municipality files hold tens to
+# hundreds of rows) they are a good part of the writing time and of the bytes.
 PARQUET_STATISTICS_MIN_ROWS = 2_000
 
 
 def write_parquet(table: pa.Table, path: Path) -> Representation:
-    # Polars' writer: about half pyarrow's fixed cost per file (bench/README.md).
-    pl.from_arrow(table).write_parquet(
+    # pyarrow's writer straight from the typed Arrow columns: no conversion, and the
+    # GIL is released while it encodes, so two threads use both cores.
+    large = table.num_rows >= PARQUET_STATISTICS_MIN_ROWS
+    pq.write_table(
+        table,
         path,
         compression=PARQUET_COMPRESSION,
-        statistics=table.num_rows >= PARQUET_STATISTICS_MIN_ROWS,
+        write_statistics=large,
+        use_dictionary=large,
         row_group_size=PARQUET_ROW_GROUP_ROWS,
     )
     return Representation(

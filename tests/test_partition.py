@@ -309,3 +309,20 @@ def test_empty_day_gives_27_header_only_files(tmp_path):
     result = partition_day(path, tmp_path / "out", day=DAY)
     assert len(result.files) == 27 and all(f.rows == 0 for f in result.files)
     assert {f.sha256_csv for f in result.files} == {hashlib.sha256(csv_format.header_line() + b"\n").hexdigest()}
+
+
+def test_each_parquet_holds_its_csv_rows_in_order_and_the_spill_is_gone(partitioned):
+    # The spill is written per UF group and read back one group at a time; every
+    # file's Parquet must still carry exactly its CSV's rows, in order, with the vínculo.
+    import pyarrow.parquet as pq
+
+    listed = {partitioned.empty_file.path.name} | {r.path.name for r in partitioned.empty_file.representations}
+    for f in partitioned.files:
+        listed |= {f.path.name} | {r.path.name for r in f.representations}
+        parquet = next(r for r in f.representations if r.kind == "parquet")
+        table = pq.read_table(parquet.path, columns=["co_documento", "tp_vinculo_territorio"])
+        lines = read_lines(f.path)[1:]
+        expected = [(line.partition(b";")[0].decode(), line.rpartition(b";")[2].decode()) for line in lines]
+        got = list(zip(table.column("co_documento").to_pylist(), table.column("tp_vinculo_territorio").to_pylist()))
+        assert got == expected and parquet.rows == f.rows, f.operation
+    assert {p.name for p in partitioned.staging_dir.iterdir()} == listed
