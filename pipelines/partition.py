@@ -581,7 +581,8 @@ class _ParquetSpill:
             with ThreadPoolExecutor(threads, thread_name_prefix="vacina-d1-parquet") as pool:
                 return dict(pool.map(one, sorted(wanted.items())))
         finally:
-            del reader, batches
+            del reader
+            batches.clear()  # `one` reads the name, so the list is emptied rather than deleted
             self.path.unlink(missing_ok=True)
 
     def discard(self) -> None:

@@ -468,9 +468,9 @@ def test_migration_and_a_walk_on_postgres(tmp_path, postgres_url):
                     with pytest.raises(sa.exc.DatabaseError, match="somente inclusão"):
                         session.execute(sa.text(statement))
                     session.rollback()
-            from serving import db as serving_db
-
             from alembic.script import ScriptDirectory
+
+            from serving import db as serving_db
 
             # At the head of the portal's migrations (0002_solicitacoes or a later one).
             script = ScriptDirectory.from_config(serving_db.alembic_config("portal_api", world.database.url))

@@ -417,8 +417,9 @@ async def save_integracoes(session, row, form, ws):
         return Again(refusal, {}, {})
     outcome = _update(session, row, ws, {"sistema": {**row.sistema, "integracoes": [*current, name]}}, "integracoes",
                       {"integracao": name})
-    if isinstance(outcome, Again):  # the list's refusal ("item 3: ... está repetida") belongs to the new name's field
-        outcome.refusal.fields = {"integracao": message for message in outcome.refusal.fields.values()}
+    # The list's refusal ("item 3: ... está repetida") belongs to the new name's field.
+    if isinstance(outcome, Again) and outcome.refusal.fields:
+        outcome.refusal.fields = {"integracao": list(outcome.refusal.fields.values())[-1]}
     return outcome
 
 
