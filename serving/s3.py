@@ -127,8 +127,9 @@ def is_retryable(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     code, status = error_code(exc)
-    if code:
-        message = _client_error(exc).response.get("Error", {}).get("Message") or ""
+    error = _client_error(exc)
+    if code and error is not None:
+        message = error.response.get("Error", {}).get("Message") or ""
         return f"{code}{f' (HTTP {status})' if status else ''}{f': {message}' if message else ''}"
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
