@@ -14,11 +14,7 @@ failure visible outside the UI.
 """
 
 
-import datetime as dt
-import json
-import os
 import warnings
-from pathlib import Path
 from typing import Any, Sequence
 
 from dagster import (
@@ -111,27 +107,12 @@ def build_freshness() -> tuple[Sequence[AssetChecksDefinition], SensorDefinition
 
 
 def _alert(payload: dict[str, Any], log) -> None:
-    """One alert: a JSON line in the data home, an error in the log, and the webhook."""
+    """One alert: a JSON line in the data home, an error in the log, and the webhook
+    (``serving.alerts``, shared with the scrub and the portal)."""
     from pipelines.flow import FlowSettings
+    from serving.alerts import raise_alert
 
-    payload = {"em": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **payload}
-    line = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-    log.error(f"vacina-d1 alerta: {line}")
-    try:
-        home = Path(FlowSettings().home)
-        home.mkdir(parents=True, exist_ok=True)
-        with open(home / ALERTS_FILE, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-    except OSError as exc:
-        log.error(f"alerta não gravado em {ALERTS_FILE}: {exc}")
-    webhook = os.environ.get("VACINA_D1_ALERT_WEBHOOK", "").strip()
-    if webhook:
-        import httpx
-
-        try:
-            httpx.post(webhook, json=payload, timeout=10).raise_for_status()
-        except httpx.HTTPError as exc:
-            log.error(f"alerta não entregue ao webhook: {exc}")
+    raise_alert(payload, FlowSettings().home, log)
 
 
 def build_failure_sensor() -> SensorDefinition:

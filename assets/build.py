@@ -24,7 +24,7 @@ class D1Definitions:
 def build(settings=None) -> D1Definitions:
     """Everything the code location holds, for ``settings`` (``pipelines.flow.FlowSettings``,
     read from the environment when None)."""
-    from assets import automation, checks, d1, metrics_export, partitions
+    from assets import automation, checks, d1, metrics_export, partitions, scrub
     from pipelines.flow import FlowSettings
 
     settings = settings or FlowSettings()
@@ -44,8 +44,8 @@ def build(settings=None) -> D1Definitions:
     return D1Definitions(
         assets=assets.all,
         asset_checks=[*d1_checks, *freshness_checks],
-        jobs=[daily_job, uf_job],
-        schedules=[automation.build_schedule(daily_job)],
+        jobs=[daily_job, uf_job, scrub.d1_scrub_job],
+        schedules=[automation.build_schedule(daily_job), scrub.d1_scrub_schedule],
         sensors=[
             freshness_sensor,
             automation.build_failure_sensor(),

@@ -46,7 +46,9 @@ def run_publish(
     scope = uf.strip().upper() if uf else SCOPE_ALL
     summary: dict[str, Any] = {"command": "publish", "date": day.isoformat(), "scope": scope}
     try:
-        if catalog.already_published(day, sha256_file(input_path), contract.LAYOUT_VERSION, None if uf is None else scope):
+        if catalog.already_published(
+            day, sha256_file(input_path), contract.LAYOUT_VERSION, None if uf is None else scope
+        ) and not _damaged_current(storage, catalog, day, None if uf is None else scope):
             current = [r for r in catalog.current_files_of_day(day) if uf is None or r.uf == scope]
             latest = catalog.latest_publication(day)
             summary.update(
@@ -127,3 +129,12 @@ def register(subparsers: Any) -> None:
     publish.add_argument("--catalog", help="URL SQLAlchemy do catálogo (padrão: sqlite var/catalog.db)")
     publish.add_argument("--uf", help="publica só esta UF (o arquivo da UF e os dos seus municípios)")
     publish.set_defaults(handler=cmd_publish)
+
+
+def _damaged_current(storage: Storage, catalog: Catalog, day: dt.date, uf: str | None) -> bool:
+    """Whether a current object of the day no longer matches the catalog: the day is then
+    partitioned and published again even though its input did not change (issue 11)."""
+    from serving.verify import damaged
+
+    current = [r for r in catalog.current_files_of_day(day) if uf is None or r.uf == uf]
+    return bool(damaged(storage, current))

@@ -36,23 +36,44 @@ def _emit(payload: dict) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from portal_api.core.db import upgrade
+    from portal_api.core.limits import HeadLimitedHttpToolsProtocol
     from portal_api.main import create_app
 
     settings = _settings()
     host = args.host or settings.host
     port = args.port or settings.port
-    settings = settings.model_copy(update={"host": host, "port": port})
+    settings = settings.model_copy(update={"host": host, "port": port})  # the pages' return URLs use them
+    workers = args.workers
+    if workers < 1:
+        raise ValueError("--workers precisa ser pelo menos 1")
     dev_login = getattr(args, "dev_login", False)
-    app = create_app(settings, dev_login=dev_login)
-    _emit({"command": "serve", "host": host, "port": port, "catalog": settings.resolved_catalog_url.split("://")[0],
-           "pages": f"http://{host}:{port}/", "dev_login": dev_login})
+    upgrade(settings.resolved_catalog_url)  # once, here: the workers start on a migrated database
+    options = dict(
+        host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
+        # Heads over VACINA_D1_MAX_HEADER_BYTES get 431 in every worker (portal_api.core.limits).
+        http=HeadLimitedHttpToolsProtocol,
+    )
+    _emit({
+        "command": "serve", "host": host, "port": port, "workers": workers,
+        "catalog": settings.resolved_catalog_url.split("://")[0],
+        "x_accel_redirect": settings.accel_redirect_prefix,
+        "pages": f"http://{host}:{port}/", "dev_login": dev_login,
+    })
     if dev_login:
         import sys
 
         from portal_api.web.demo import banner
 
         print(banner(f"http://{host}:{port}/"), file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    if workers == 1:
+        uvicorn.run(create_app(settings, migrate=False, dev_login=dev_login), **options)
+    else:
+        import os
+
+        # Each worker process builds its own app (and its own connection pool) from the environment.
+        os.environ.update(VACINA_D1_DEV_LOGIN="1" if dev_login else "0", VACINA_D1_HOST=host, VACINA_D1_PORT=str(port))
+        uvicorn.run("portal_api.main:create_worker_app", factory=True, workers=workers, **options)
 
 
 def cmd_create_user(args):
@@ -205,6 +226,7 @@ def register(commands) -> None:
         "--dev-login", action="store_true",
         help="serve também um emissor OpenID de desenvolvimento em /dev-issuer (login só com o CPF; nunca em produção)",
     )
+    serve.add_argument("--workers", type=int, default=1, help="processos que atendem (padrão 1); cada um com seu pool de conexões")
     serve.set_defaults(handler=cmd_serve)
 
     admin = commands.add_parser("admin", help="usuários, papéis, credenciais, tokens, termos de uso e o registro de downloads")

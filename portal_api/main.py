@@ -7,7 +7,10 @@ to a problem document.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+import anyio.to_thread
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -58,12 +61,34 @@ def _operation_id(route: APIRoute) -> str:
     return route.name  # the handler's name: unique, readable in generated clients
 
 
+def _threads_within_the_pool(connections: int):
+    """The sync routes run in anyio's thread pool (40 threads by default). A request holds
+    at most one database connection at a time, so with no more threads than the pool has
+    connections no request ever waits on the pool — under overload they queue for a
+    thread (no timeout) instead of failing with 503 after the pool timeout."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        previous = limiter.total_tokens
+        limiter.total_tokens = max(2, connections)
+        try:
+            yield
+        finally:
+            limiter.total_tokens = previous
+
+    return lifespan
+
+
 def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, dev_login: bool = False) -> FastAPI:
     settings = settings or PortalSettings()
     url = settings.resolved_catalog_url
     if migrate:
         upgrade(url)
-    database = Database(url)
+    database = Database(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     token_key = settings.resolved_token_key()
     services = Services(
         settings=settings,
@@ -88,6 +113,7 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
         redirect_slashes=False,
         docs_url=None,  # served from local files by docs_offline (no CDN)
         redoc_url=None,
+        lifespan=_threads_within_the_pool(settings.db_pool_size + settings.db_max_overflow),
     )
     app.state.services = services
     app.state.solicitacoes = WorkflowServices(settings)
@@ -125,3 +151,11 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
 
     app.openapi = openapi
     return app
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one worker of ``vacina-d1 serve --workers N`` (settings from the
+    environment; the parent process already applied the migrations)."""
+    import os
+
+    return create_app(migrate=False, dev_login=os.environ.get("VACINA_D1_DEV_LOGIN") == "1")

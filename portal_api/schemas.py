@@ -98,7 +98,10 @@ class DownloadOut(Out):
     representation: Literal["csv.gz", "csv", "parquet"] = Field(
         description="O que foi entregue: o arquivo comprimido, o CSV ou o Parquet tipado."
     )
-    delivery: Literal["stream", "redirect"] = Field(description="Entregue pela API ou por URL pré-assinada do armazenamento.")
+    delivery: Literal["stream", "redirect", "x-accel"] = Field(
+        description="Entregue pela API (`stream`), por URL pré-assinada do armazenamento (`redirect`) ou pelo nginx à frente "
+        "da API, depois de autorizada e registrada por ela (`x-accel`)."
+    )
     range: str | None = Field(description="O intervalo de bytes pedido (`bytes=início-fim`), quando foi uma continuação.")
 
 

@@ -150,6 +150,22 @@ class RepresentationRecord:
         }
 
 
+class FileIncident(Base):
+    """A published object found not to match its row (issue 11): that version is served
+    no more until a republication gives the file a new version."""
+
+    __tablename__ = "file_incident"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    published_file_id: Mapped[int] = mapped_column(sa.ForeignKey("published_file.id"), unique=True)
+    object_key: Mapped[str] = mapped_column(sa.String(512))
+    detected_by: Mapped[str] = mapped_column(sa.String(16))  # portal, verify, scrub
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    expected_sha256: Mapped[str] = mapped_column(sa.String(64))
+    found_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    detected_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), default=utcnow)
+
+
 @dataclass(frozen=True)
 class FileRecord:
     """A published file as readers see it (detached from any session)."""
@@ -330,6 +346,51 @@ class Catalog:
         query = sa.select(Publication).where(Publication.day == day).order_by(Publication.version.desc()).limit(1)
         with self.session() as session:
             return session.scalars(query).one_or_none()
+
+    # -- verification (serving.verify) --------------------------------------------------------
+
+    def published_days(self, since: dt.date | None = None) -> list[dt.date]:
+        query = sa.select(Publication.day).distinct().order_by(Publication.day)
+        if since is not None:
+            query = query.where(Publication.day >= since)
+        with self.session() as session:
+            return list(session.scalars(query))
+
+    def files_of_day(self, day: dt.date) -> list[FileRecord]:
+        """Every version of every file of the day (old versions stay addressable)."""
+        query = sa.select(PublishedFile).where(PublishedFile.day == day).order_by(PublishedFile.id)
+        with self.session() as session:
+            return [FileRecord.of(row) for row in session.scalars(query)]
+
+    def manifests_of_day(self, day: dt.date) -> list[tuple[str, str]]:
+        """(manifest key, its SHA-256) of every publication of the day."""
+        query = sa.select(Publication.manifest_key, Publication.manifest_sha256).where(Publication.day == day).order_by(Publication.version)
+        with self.session() as session:
+            return [(key, digest) for key, digest in session.execute(query)]
+
+    def incident(self, file_id: int, session: Session | None = None) -> FileIncident | None:
+        query = sa.select(FileIncident).where(FileIncident.published_file_id == file_id)
+        if session is not None:
+            return session.scalar(query)
+        with self.session() as own:
+            return own.scalar(query)
+
+    def record_incident(self, record: FileRecord, *, detected_by: str, reason: str, found_sha256: str | None = None) -> bool:
+        """Mark a file version damaged (once); True when this call recorded it."""
+        try:
+            with self.session() as session, session.begin():
+                if self.incident(record.id, session) is not None:
+                    return False
+                session.add(
+                    FileIncident(
+                        published_file_id=record.id, object_key=record.object_key, detected_by=detected_by,
+                        reason=reason[:500], expected_sha256=record.sha256_stored, found_sha256=found_sha256,
+                        detected_at=utcnow(),
+                    )
+                )
+        except sa.exc.IntegrityError:  # recorded meanwhile by another process
+            return False
+        return True
 
     # -- writes and publication planning (serving.publish) ---------------------------------
 

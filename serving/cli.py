@@ -97,17 +97,18 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
 
 
 def cmd_gc(args: argparse.Namespace) -> None:
-    from serving.publish import collect_garbage
+    from serving.publish import collect_garbage, collect_leftovers
     from serving.storage import StorageError
 
     if args.older_than_hours < 0:
         raise ValueError("--older-than-hours não pode ser negativo")
     day = _parse_day(args.date) if args.date else None
-    _settings, storage, catalog = open_serving(args)
+    settings, storage, catalog = open_serving(args)
     try:
         removed = collect_garbage(
             storage, catalog, older_than_hours=args.older_than_hours, day=day, dry_run=args.dry_run
         )
+        leftovers = collect_leftovers(storage, settings.home, older_than_hours=args.older_than_hours, dry_run=args.dry_run)
     except StorageError as exc:
         raise ServingFailure(str(exc)) from exc
     finally:
@@ -119,9 +120,33 @@ def cmd_gc(args: argparse.Namespace) -> None:
             "removed": len(removed),
             "dry_run": args.dry_run,
             "keys": removed[:20],
+            "tmp_removed": len(leftovers.tmp_objects),
+            "staging_removed": len(leftovers.staging_dirs),
+            "bytes_freed": leftovers.bytes_freed,
+            "leftovers": (leftovers.tmp_objects + leftovers.staging_dirs)[:20],
             "storage": storage.url,
         }
     )
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from serving.verify import record_incidents, verify_days
+
+    _settings, storage, catalog = open_serving(args)
+    try:
+        if args.date:
+            days = [_parse_day(args.date)]
+        else:
+            days = catalog.published_days(_parse_day(args.since) if args.since else None)
+        report = verify_days(storage, catalog, days, threads=args.threads)
+        record_incidents(catalog, report, detected_by="verify")  # the portal stops serving them
+    finally:
+        catalog.engine.dispose()
+    _emit({"command": "verify", **report.as_dict(), "storage": storage.url})
+    if not report.ok:
+        keys = sorted({p.key for p in report.problems})
+        more = f" e mais {len(keys) - 10}" if len(keys) > 10 else ""
+        raise ServingFailure(f"{len(keys)} objeto(s) não conferem com o catálogo: {', '.join(keys[:10])}{more}")
 
 
 def register(subparsers: Any) -> None:
@@ -131,10 +156,24 @@ def register(subparsers: Any) -> None:
     upgrade.add_argument("--catalog", help="URL SQLAlchemy (padrão: sqlite var/catalog.db)")
     upgrade.set_defaults(handler=cmd_db_upgrade)
 
-    gc = subparsers.add_parser("gc", help="remove objetos de publicações não concluídas")
+    gc = subparsers.add_parser(
+        "gc", help="remove objetos, temporários (.tmp) e áreas de preparação de publicações não concluídas"
+    )
     gc.add_argument("--storage", help="diretório, file:// ou s3://bucket/prefixo (padrão: var/storage)")
     gc.add_argument("--catalog", help="URL SQLAlchemy do catálogo (padrão: sqlite var/catalog.db)")
     gc.add_argument("--date", help="só este dia (padrão: todos)")
     gc.add_argument("--older-than-hours", type=float, default=24.0, help="idade mínima de um órfão (padrão 24)")
     gc.add_argument("--dry-run", action="store_true", help="só lista, não remove")
     gc.set_defaults(handler=cmd_gc)
+
+    verify = subparsers.add_parser(
+        "verify", help="relê os objetos publicados e confere tamanho e SHA-256 com o catálogo e os manifestos"
+    )
+    which = verify.add_mutually_exclusive_group(required=True)
+    which.add_argument("--date", help="só este dia (AAAA-MM-DD, yesterday)")
+    which.add_argument("--since", help="deste dia em diante")
+    which.add_argument("--all", action="store_true", help="todos os dias publicados")
+    verify.add_argument("--storage", help="diretório, file:// ou s3://bucket/prefixo (padrão: var/storage)")
+    verify.add_argument("--catalog", help="URL SQLAlchemy do catálogo (padrão: sqlite var/catalog.db)")
+    verify.add_argument("--threads", type=int, default=4, choices=range(1, 33), metavar="1-32", help="leituras em paralelo")
+    verify.set_defaults(handler=cmd_verify)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,7 @@ from serving import datapackage
 from serving import manifest as manifests
 from serving.catalog import Catalog, FileRecord, PublicationConflict, utcnow
 from serving.storage import ObjectNotFound, Storage, StorageError
+from serving.verify import damaged
 
 SCOPE_ALL = "BR"
 KEY_ROOT = "d1"
@@ -244,6 +246,13 @@ class Publisher:
             for file_id, reps in self.catalog.representations([r.id for r in current.values()]).items()
         }
         files = self._scope_files(staged, current)
+        unchanged = [
+            current[f.operation] for f in files
+            if f.operation in current and current[f.operation].sha256_csv == f.sha256_csv
+            and current[f.operation].layout_version == staged.layout_version
+        ]
+        # Same content, but the stored object no longer is what was published: rewrite it (issue 11).
+        broken = damaged(self.storage, unchanged, threads=self.threads)
         changes = []
         for f in files:
             record = current.get(f.operation)
@@ -252,6 +261,7 @@ class Publisher:
                 and record.sha256_csv == f.sha256_csv
                 and record.layout_version == staged.layout_version
                 and kinds.get(record.id, set()) == {r.kind for r in f.representations}
+                and record.id not in broken
             ):
                 continue
             version = max_versions.get(f.operation, 0) + 1
@@ -510,6 +520,82 @@ def collect_garbage(
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="vacina-d1-gc") as pool:
         flags = list(pool.map(expired, candidates))
     return [key for key, removed in zip(candidates, flags) if removed]
+
+
+@dataclass
+class Leftovers:
+    """What ``collect_leftovers`` found (and removed, unless a dry run)."""
+
+    tmp_objects: list[str] = field(default_factory=list)
+    staging_dirs: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            if item.is_file():
+                total += item.stat().st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def _staging_candidates(home: Path) -> Iterable[Path]:
+    """Working trees only an interrupted attempt leaves: ``vacina-d1 publish``'s
+    ``<home>/staging/<day>-<scope>-<token>`` (removed when it ends, however it ends,
+    unless the process dies), and the pipeline's ``.files-<attempt>`` /
+    ``.files-old-<attempt>`` and ``.*.tmp`` records under ``<home>/pipeline``."""
+    staging = home / "staging"
+    if staging.is_dir():
+        yield from (p for p in staging.iterdir())
+    pipeline = home / "pipeline"
+    if pipeline.is_dir():
+        for day_dir in pipeline.iterdir():
+            roots = [day_dir, *((day_dir / "uf").iterdir() if (day_dir / "uf").is_dir() else [])]
+            for root in roots:
+                if root.is_dir():
+                    yield from (p for p in root.iterdir() if p.name.startswith(".") and (p.name.startswith(".files-") or p.name.endswith(".tmp")))
+
+
+def collect_leftovers(
+    storage: Storage,
+    home: str | Path | None,
+    *,
+    older_than_hours: float = 24.0,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> Leftovers:
+    """Remove what attempts that never committed left outside the catalog's reach: the
+    store's ``.tmp`` half-written objects and the local staging trees, older than the
+    threshold (a running attempt's are young). Returns what was (or would be) freed."""
+    threshold = (now or utcnow()).timestamp() - older_than_hours * 3600
+    found = Leftovers()
+    for name, size, mtime in list(storage.temporary_files(KEY_ROOT + "/")):
+        if mtime <= threshold:
+            if not dry_run:
+                storage.delete_temporary(name)
+            found.tmp_objects.append(name)
+            found.bytes_freed += size
+    if home is not None:
+        for path in list(_staging_candidates(Path(home))):
+            try:
+                if path.stat().st_mtime > threshold:
+                    continue
+                size = _tree_size(path)
+            except FileNotFoundError:
+                continue
+            if not dry_run:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            found.staging_dirs.append(str(path))
+            found.bytes_freed += size
+    return found
 
 
 def staged_day_from(result: Any, *, reason_labels: Mapping[str, str] | None = None) -> StagedDay:

@@ -106,6 +106,14 @@ class Storage(abc.ABC):
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key under a prefix, in lexicographic order."""
 
+    def temporary_files(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        """Half-written objects an interrupted write left behind: (name, size, mtime).
+        Nothing on stores whose writes are atomic by themselves (S3)."""
+        return iter(())
+
+    def delete_temporary(self, name: str) -> None:
+        """Remove one of ``temporary_files``."""
+
     def presigned_get_url(
         self, key: str, *, expires_seconds: int, filename: str | None = None, content_type: str | None = None
     ) -> str | None:
@@ -285,3 +293,22 @@ class LocalStorage(Storage):
             if key.startswith(prefix):
                 keys.append(key)
         yield from sorted(keys)
+
+
+    def temporary_files(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
+        base = self.root / prefix if prefix else self.root
+        if not base.is_dir():
+            return
+        for path in base.rglob(".*.tmp"):  # _write_atomically's mkstemp names
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if path.is_file():
+                yield path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime
+
+    def delete_temporary(self, name: str) -> None:
+        path = (self.root / name).resolve()
+        if self.root not in path.parents or not path.name.startswith(".") or not path.name.endswith(".tmp"):
+            raise StorageError(f"não é um temporário do armazenamento: {name!r}")
+        path.unlink(missing_ok=True)

@@ -58,12 +58,12 @@ def _exercise(catalog: Catalog) -> None:
 def test_catalog_on_sqlite(tmp_path):
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     _exercise(catalog)
-    assert db.current_revision("serving", catalog.engine) == "0003_published_representation"
+    assert db.current_revision("serving", catalog.engine) == "0004_issue11_file_incident"
 
 
 @pytest.mark.postgres
 def test_catalog_on_postgres(postgres_url):
     catalog = Catalog(postgres_url)
     _exercise(catalog)
-    assert db.current_revision("serving", catalog.engine) == "0003_published_representation"
+    assert db.current_revision("serving", catalog.engine) == "0004_issue11_file_incident"
     catalog.engine.dispose()

@@ -107,7 +107,7 @@ def test_daily_partitions_are_entry_days_in_sao_paulo_from_the_configured_start(
 
 def test_the_schedule_runs_every_day_at_three_in_sao_paulo_for_the_previous_day():
     defs = s.definitions(Path("unused"))
-    assert [x.name for x in defs.schedules] == ["d1_daily_schedule"]
+    assert [x.name for x in defs.schedules] == ["d1_daily_schedule", "d1_scrub_schedule"]
     schedule = defs.resolve_schedule_def("d1_daily_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "America/Sao_Paulo")
     assert schedule.job_name == DAILY_JOB

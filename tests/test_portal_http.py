@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,19 +95,21 @@ def test_an_interrupted_download_resumes_byte_exactly(served, http, tmp_path):
     target = tmp_path / "imunizacao-total-df_2026-11-21.csv.gz"
     target.write_bytes(published.gz[:12345])
     curl = shutil.which("curl")
-    if curl:
-        done = subprocess.run(
-            [curl, "-sS", "-f", "-C", "-", "-o", str(target), "-H", f"Authorization: {headers['Authorization']}",
-             f"{server.url}{url}"], capture_output=True, timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        assert hashlib.sha256(target.read_bytes()).hexdigest() == published.sha256
+    if curl is None:  # reported as a skip on a laptop, a failure in CI (.ci/run installs curl)
+        message = "curl ausente: a retomada com `curl -C -` não foi verificada (apt-get install curl)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    done = subprocess.run(
+        [curl, "-sS", "-f", "-C", "-", "-o", str(target), "-H", f"Authorization: {headers['Authorization']}",
+         f"{server.url}{url}"], capture_output=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == published.sha256
 
     downloads = http.get(f"/files/{published.id}/downloads", headers=headers).json()["items"]
     ranges = [d["range"] for d in reversed(downloads)]
-    assert ranges[:2] == [None, f"bytes={len(received)}-{total - 1}"]
-    if curl:
-        assert ranges[2] == f"bytes=12345-{total - 1}" and len(downloads) == 3
+    assert ranges == [None, f"bytes={len(received)}-{total - 1}", f"bytes=12345-{total - 1}"]
     assert all(d["user_cpf"] == "***.982.247-**" for d in downloads)
 
 

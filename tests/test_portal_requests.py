@@ -288,9 +288,6 @@ def test_requests_are_private_and_analysts_cannot_judge_their_own(setup):
     daniel, fabio = w.bearer(client, world, rw.DANIEL_CPF), w.bearer(client, world, rw.FABIO_CPF)
     request_id = rw.create_complete(client, bruno, pki)
     missing = problem(client.get("/solicitacoes/2000000000", headers=bruno), 404)
-    for method, path in (("GET", ""), ("PATCH", ""), ("PUT", "/certificado"), ("POST", "/envio"), ("POST", "/estabelecimentos")):
-        response = client.request(method, f"/solicitacoes/{request_id}{path}", headers=ana, json={})
-        assert response.status_code in (404, 422), (method, path, response.text)
     foreign = problem(client.get(f"/solicitacoes/{request_id}", headers=ana), 404)
     assert {k: v for k, v in foreign.items() if k != "instance"} == {k: v for k, v in missing.items() if k != "instance"}
     assert "Bruno" not in client.get("/solicitacoes", headers=ana).text
@@ -307,6 +304,50 @@ def test_requests_are_private_and_analysts_cannot_judge_their_own(setup):
     assert problem(client.post(f"/solicitacoes/{own}/aprovacao", json={}, headers=daniel), 403)["type"].endswith(
         "analise-da-propria-solicitacao")
     assert client.post(f"/solicitacoes/{own}/reprovacao", json={"motivo": "conflito"}, headers=fabio).status_code == 200
+
+
+def _valid_calls(pki, version: int) -> list[tuple[str, str, dict]]:
+    """Every route on a request, each with a body its owner could send successfully."""
+    issued = pki.e_cpf(w.ANA_CPF, "ANA SOUZA")
+    pfx = {"files": {"arquivo": ("ana.pfx", pki.pfx(issued, rw.PFX_PASSWORD), "application/x-pkcs12")},
+           "data": {"senha": rw.PFX_PASSWORD}}
+    return [
+        ("GET", "", {}),
+        ("PATCH", "", {"json": {"gestor": rw.form()["gestor"], "sistema": rw.sistema()}}),
+        ("PUT", "/certificado", pfx),
+        ("POST", "/estabelecimentos", {"json": {"cnes": "2077507"}}),
+        ("POST", "/estabelecimentos/importacao", {"files": {"arquivo": ("v.csv", b"CNES\n2019999\n", "text/csv")}}),
+        ("DELETE", "/estabelecimentos/2077493", {}),
+        ("POST", "/envio", {"json": {"versao_termos": version, "aceito": True}}),
+        ("POST", "/evidencias", {"files": {"arquivo": ("e.pdf", rw.minimal_pdf(1), "application/pdf")}}),
+        ("GET", "/evidencias/1/conteudo", {}),
+        ("DELETE", "/evidencias/1", {}),
+        ("POST", "/envio-producao", {}),
+        ("POST", "/aprovacao", {"json": {}}),
+        ("POST", "/reprovacao", {"json": {"motivo": "não confere"}}),
+        ("POST", "/aprovacao-producao", {"json": {}}),
+        ("POST", "/reprovacao-producao", {"json": {"motivo": "não confere"}}),
+    ]
+
+
+def test_every_route_on_a_request_answers_404_to_another_user_even_with_a_valid_body(setup):
+    world, pki, client = setup
+    bruno, ana = w.bearer(client, world, w.BRUNO_CPF), w.bearer(client, world, w.ANA_CPF)
+    daniel = w.bearer(client, world, rw.DANIEL_CPF)
+    request_id = rw.create_complete(client, bruno, pki)
+    assert client.post(f"/solicitacoes/{request_id}/estabelecimentos", json={"cnes": "2077493"}, headers=bruno).status_code == 201
+    before = client.get(f"/solicitacoes/{request_id}", headers=bruno).json()
+    version = client.get("/solicitacoes/termos", headers=bruno).json()["versao"]
+    missing_id = 2_000_000_000
+    for caller in (ana, daniel):  # another user; an analyst (a draft is its author's alone)
+        for method, path, body in _valid_calls(pki, version):
+            foreign = client.request(method, f"/solicitacoes/{request_id}{path}", headers=caller, **body)
+            absent = client.request(method, f"/solicitacoes/{missing_id}{path}", headers=caller, **body)
+            assert foreign.status_code == 404, (method, path, foreign.status_code, foreign.text)
+            assert absent.status_code == 404, (method, path, absent.status_code, absent.text)
+            assert {k: v for k, v in foreign.json().items() if k != "instance"} == {
+                k: v for k, v in absent.json().items() if k != "instance"}, (method, path)
+    assert client.get(f"/solicitacoes/{request_id}", headers=bruno).json() == before  # nothing changed
 
 
 # -- listings -------------------------------------------------------------------------------------------------
@@ -370,23 +411,36 @@ def test_credential_numbers_are_sequential_per_year_and_skip_taken_ones(setup):
 # -- holder transfer ---------------------------------------------------------------------------------------------
 
 
+def _claim(client, headers, number, why="Ana saiu da secretaria em outubro."):
+    return client.post("/credenciais/titularidade", json={"numero_credencial": number, "justificativa": why}, headers=headers)
+
+
 def test_acquiring_holdership_of_a_credential(setup):
     world, pki, client = setup
     ana, carla, eduarda = (w.bearer(client, world, cpf) for cpf in (w.ANA_CPF, w.CARLA_CPF, rw.EDUARDA_CPF))
     daniel = w.bearer(client, world, rw.DANIEL_CPF)
-    problem(client.post("/credenciais/titularidade", json={"numero_credencial": "3804/2024", "justificativa": "sou eu"},
-                        headers=ana), 409)  # already the holder
-    problem(client.post("/credenciais/titularidade", json={"numero_credencial": "9999/2024", "justificativa": "x"}, headers=eduarda), 404)
-    asked = client.post("/credenciais/titularidade", json={"numero_credencial": "3804/2024",
-                                                           "justificativa": "Ana saiu da secretaria em outubro."}, headers=eduarda)
-    assert asked.status_code == 201, asked.text
-    transfer = asked.json()
-    assert (transfer["situacao"]["codigo"], transfer["titular_anterior"]["nome"], transfer["gestor_confere"]) == (
-        "pendente", "Ana Souza", False)
-    problem(client.post("/credenciais/titularidade", json={"numero_credencial": "3804/2024", "justificativa": "eu também"},
-                        headers=carla), 409)  # one pending per credential
+    # The same answer, byte for byte, for a credential, a missing number and one's own credential.
+    existing, missing, own = _claim(client, eduarda, "3804/2024"), _claim(client, eduarda, "9999/2024"), _claim(client, ana, "3804/2024")
+    assert existing.status_code == missing.status_code == own.status_code == 202
+    assert existing.content == missing.content == own.content
+    assert {k: v for k, v in existing.headers.items() if k not in ("date",)} == {
+        k: v for k, v in missing.headers.items() if k not in ("date",)}
+    assert "Ana" not in existing.text and "id" not in existing.json()
+    # The claimant's own list: the number and its state, never the holder nor whether it matched.
+    mine = client.get("/credenciais/titularidade", headers=eduarda).json()["items"]
+    assert sorted(t["numero_credencial"] for t in mine) == ["3804/2024", "9999/2024"]
+    assert all(t["titular_anterior"] is None and t["credencial_encontrada"] is None and t["gestor_confere"] is None for t in mine)
+    # A stranger's claim never blocks the real one: Carla's waits beside Eduarda's.
+    assert _claim(client, carla, "3804/2024", "eu também").status_code == 202
+    pending = client.get("/analise/titularidade", headers=daniel).json()["items"]
+    assert len(pending) == 4
+    transfer = next(t for t in pending if t["numero_credencial"] == "3804/2024" and t["credencial_encontrada"]
+                    and t["justificativa"].startswith("Ana saiu"))
+    assert (transfer["titular_anterior"]["nome"], transfer["gestor_confere"]) == ("Ana Souza", False)
+    unknown = next(t for t in pending if t["numero_credencial"] == "9999/2024")
+    assert unknown["credencial_encontrada"] is False and unknown["titular_anterior"] is None
+    problem(client.post(f"/analise/titularidade/{unknown['id']}/aprovacao", json={}, headers=daniel), 409)
     problem(client.post(f"/analise/titularidade/{transfer['id']}/aprovacao", json={}, headers=carla), 403)
-    assert [t["id"] for t in client.get("/analise/titularidade", headers=daniel).json()["items"]] == [transfer["id"]]
     approved = client.post(f"/analise/titularidade/{transfer['id']}/aprovacao", json={"observacao": "ofício 12/2026"}, headers=daniel)
     assert approved.status_code == 200 and approved.json()["situacao"]["codigo"] == "aprovada"
     assert [h["acao"] for h in approved.json()["historico"]] == ["criar", "aprovar"]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Callable, Iterator, NoReturn, Protocol
+from typing import Annotated, AsyncIterator, Callable, NoReturn, Protocol
 
 from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2
 from sqlalchemy.orm import Session
 
-from portal_api import crud
+from portal_api import crud, guards
 from portal_api.core import problems
 from portal_api.core.config import PortalSettings
 from portal_api.core.db import Database
@@ -81,12 +81,29 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.database.session() as session:
+async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
+    # An async generator on purpose: FastAPI runs the exit of a sync generator dependency
+    # through one process-wide single-thread limiter, so under load closing sessions queued
+    # behind each other, each still holding its pooled connection (issue 11). Closing here
+    # is a rollback at most, done on the event loop.
+    session = services.database.session()
+    try:
         yield session
+    finally:
+        session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+def release(session: Session) -> None:
+    """Give the session's connection back to the pool between steps of a request (the
+    session takes one again when next used): a request then never holds two at once —
+    its session's and the catalog's — which under load exhausted the pool (issue 11)."""
+    if not session.new and not session.dirty and not session.deleted:
+        session.commit()
+
+
+# Closed as soon as the route returns, before the answer is sent (scope="function"): a
+# slow client reading a listing no longer keeps a pooled connection (issue 11).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 # Documents the flow in OpenAPI (Swagger's "Authorize"); the header is parsed below.
 oauth2_scheme = OAuth2(
@@ -110,14 +127,28 @@ def get_principal(
     bearer = bearer.strip()
     if scheme.lower() != "bearer" or not bearer or len(bearer) > 4096:
         raise problems.unauthorized("O cabeçalho Authorization precisa ser `Bearer <token>`.", error="invalid_request")
-    for provider in services.identity_providers:
-        principal = provider.authenticate(session, bearer)
-        if principal is not None:
-            return principal
+    try:
+        for provider in services.identity_providers:
+            principal = provider.authenticate(session, bearer)
+            if principal is not None:
+                return principal
+    finally:
+        release(session)
     raise problems.unauthorized("Token de acesso inválido, expirado ou revogado.")
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def caller_of(request: Request) -> Principal | None:
+    """The caller of a request refused before its handler ran (no route, bad parameters or
+    body), or None: lets those refusals answer 401 first to anyone without a valid token."""
+    services = get_services(request)
+    with services.database.session() as session:
+        try:
+            return get_principal(services, session, request.headers.get("authorization"))
+        except problems.ProblemError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -133,9 +164,18 @@ def get_scope(principal: CurrentPrincipal, session: SessionDep, services: Servic
     scope = crud.scope_of(
         session, principal.user_id, environment=services.settings.served_environment, client_address=address.address
     )
+    release(session)
 
     def refuse(operation: str) -> NoReturn:
         credential_id = scope.blocked[operation]
+        # Refusals are rate-limited too (per user, in the database so every worker counts them).
+        bucket = (f"faixa-ip:usuario:{principal.user_id}",)
+        limit = services.settings.token_attempts_per_minute
+        retry = guards.retry_after(services.database.engine, bucket, limit=limit, window_seconds=60)
+        if retry is not None:
+            log.warning("recusas por faixa de IP demais: usuário %s, endereço %s", principal.user_id, address.text or "desconhecido")
+            raise guards.too_many(f"Acessos recusados demais fora da faixa de IP (limite de {limit} por minuto).", retry)
+        guards.count(services.database.engine, bucket, keep_seconds=60)
         log.warning(
             "acesso recusado fora da faixa de IP: usuário %s, credencial %s, endereço %s (par %s), %s %s",
             principal.user_id, credential_id, address.text or "desconhecido", address.peer, request.method, request.url.path,

@@ -45,6 +45,25 @@ class PortalSettings(ServingSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 
+    # -- issue 11: under load, attack and faults ------------------------------------------
+    # Database connections of each worker process: a request holds at most one at a
+    # time, and none while bytes stream; a request waiting longer than the timeout for
+    # one gets 503.
+    db_pool_size: int = Field(5, ge=1, le=200)
+    db_max_overflow: int = Field(10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    # Behind nginx: the URI prefix of an ``internal`` location aliasing the local store.
+    # Set, a download of the stored file answers with X-Accel-Redirect (nginx sends the
+    # bytes, with Range) after the portal has authorised and logged it. S3 ignores it.
+    accel_redirect_prefix: str | None = Field(None, pattern=r"^/[A-Za-z0-9._/-]*/$")
+    # Request headers (request line included) larger than this get 431 before they are
+    # read whole (the server protocol counts them; see portal_api.core.limits).
+    max_header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    # POST /token: attempts per minute per client_id and per address (429 beyond).
+    token_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    # Holder-transfer claims (POST /credenciais/titularidade) per user per day.
+    holder_claims_per_day: int = Field(5, ge=1, le=1000)
+
     # -- issue 6: the credential-request workflow ------------------------------------------
     # Which credentials this instance serves files to: a production instance only
     # produção credentials (homologação ones authenticate but see no file).

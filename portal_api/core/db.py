@@ -19,9 +19,10 @@ def upgrade(url: str) -> None:
 
 
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_timeout: float = 30.0):
         self.url = url
-        self.engine: sa.Engine = serving_db.create_engine(url)
+        pool = {} if ":memory:" in url else {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
+        self.engine: sa.Engine = serving_db.create_engine(url, **pool)
         self.catalog = Catalog(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -6,6 +6,7 @@ and anything unexpected (500, logged on the server with its traceback)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -186,6 +187,8 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):
         # Starlette's and FastAPI's own messages are English ("Not Found"); the API raises
         # ProblemError itself, so these get the Portuguese default for their status.
+        if exc.status_code in (404, 405) and await anonymous_on_caller_path(request):
+            return problem_response(request, unauthenticated())
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
@@ -193,6 +196,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
+        if await anonymous_on_caller_path(request):  # a malformed body is not looked at before the caller
+            return problem_response(request, unauthenticated())
         errors = validation_errors(list(exc.errors()))
         fields = ", ".join(sorted({e["field"] for e in errors}))
         detail = f"Campos recusados: {fields}." if fields else None
@@ -203,10 +208,69 @@ def install(app: FastAPI) -> None:
         log.error("banco de dados indisponível: %s", str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
         return problem_response(request, ProblemError(503, "O banco de dados está indisponível; tente novamente em instantes."))
 
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _pool_exhausted(request: Request, exc: sa.exc.TimeoutError):
+        # Every connection of the pool busy past VACINA_D1_DB_POOL_TIMEOUT_SECONDS: busy, not broken.
+        log.error("sem conexão livre no pool do banco: %s %s", request.method, request.url.path)
+        return problem_response(
+            request, ProblemError(503, "O portal está sobrecarregado; tente novamente em instantes.", headers={"Retry-After": "5"})
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("erro inesperado em %s %s", request.method, request.url.path)
         return problem_response(request, ProblemError(500))
+
+
+def unauthenticated() -> ProblemError:
+    return ProblemError(
+        401, "Envie um token de acesso válido no cabeçalho Authorization: Bearer (obtido em POST /token).",
+        headers={"WWW-Authenticate": 'Bearer realm="vacina-d1"'},
+    )
+
+
+def _needs_caller(dependant) -> bool:
+    from portal_api.api.deps import get_principal
+
+    return any(d.call is get_principal or _needs_caller(d) for d in dependant.dependencies)
+
+
+def _caller_patterns(app) -> list[re.Pattern]:
+    """Every operation needing a caller as a loose pattern (any value in each parameter
+    segment), computed once. A path one of them matches but no route accepts (a CNES
+    that is not 7 digits, an id that is not a number) answers 401 to an anonymous caller,
+    as the operation itself would: nothing is looked at before the caller."""
+    cached = getattr(app.state, "caller_patterns", None)
+    if cached is not None:
+        return cached
+    from fastapi.routing import APIRoute
+
+    def routes(items):
+        for route in items:
+            included = getattr(route, "original_router", None)  # FastAPI's lazily included router (no prefixes here)
+            yield from routes(included.routes) if included is not None else (route,)
+
+    patterns = []
+    for route in routes(app.routes):
+        if isinstance(route, APIRoute) and _needs_caller(route.dependant):
+            loose = re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(route.path_format))
+            patterns.append(re.compile(f"^{loose}$"))
+    app.state.caller_patterns = patterns
+    return patterns
+
+
+async def anonymous_on_caller_path(request: Request) -> bool:
+    route = request.scope.get("route")
+    if route is not None and hasattr(route, "dependant"):
+        if not _needs_caller(route.dependant):
+            return False
+    elif not any(p.match(request.url.path) for p in _caller_patterns(request.app)):
+        return False
+    from starlette.concurrency import run_in_threadpool
+
+    from portal_api.api.deps import caller_of
+
+    return await run_in_threadpool(caller_of, request) is None
 
 
 def _allowed_methods(request: Request) -> str:

@@ -51,6 +51,8 @@ class LabeledRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
+                if await problems.anonymous_on_caller_path(request):  # the caller first, then the fields
+                    raise problems.unauthenticated() from None
                 raise field_problem(problems.validation_errors(list(exc.errors()))) from None
             except InvalidTransition as exc:
                 raise conflict(exc) from None

@@ -225,17 +225,18 @@ class HolderTransfer(Base):
     __tablename__ = "holder_transfer"
     __table_args__ = (
         sa.CheckConstraint(_in("status", TRANSFER_STATUSES), name="status"),
-        # At most one pending transfer per credential, whoever asks.
-        sa.Index(
-            "ix_holder_transfer_pending", "credential_id", unique=True,
-            sqlite_where=sa.text("status = 'pendente'"), postgresql_where=sa.text("status = 'pendente'"),
-        ),
+        # Several claims may wait on one credential (issue 11: a stranger's claim must
+        # never block the real holder's); the analyst sees them all.
+        sa.Index("ix_holder_transfer_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    credential_id: Mapped[int] = mapped_column(sa.ForeignKey("credential.id"), index=True)
+    # The number claimed, as typed; the credential only when that number is an active
+    # credential the claimant does not already hold (the claimant is never told which).
+    credential_number: Mapped[str | None] = mapped_column(sa.String(16))
+    credential_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credential.id"), index=True)
     requester_user_id: Mapped[int] = mapped_column(sa.ForeignKey("portal_user.id"), index=True)
-    previous_holder_user_id: Mapped[int] = mapped_column(sa.ForeignKey("portal_user.id"))
+    previous_holder_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("portal_user.id"))
     status: Mapped[str] = mapped_column(sa.String(16))
     justification: Mapped[str] = mapped_column(sa.Text)
     keep_previous_holder: Mapped[bool | None] = mapped_column(sa.Boolean)

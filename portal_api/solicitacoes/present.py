@@ -152,13 +152,18 @@ def credential(view: service.CredentialView) -> schemas.CredencialGestaoOut:
     )
 
 
-def transfer(session: Session, row: HolderTransfer) -> schemas.TitularidadeOut:
-    users = _users(session, {row.requester_user_id, row.previous_holder_user_id})
-    number = session.scalar(sa.select(Credential.number).where(Credential.id == row.credential_id))
+def transfer(session: Session, row: HolderTransfer, *, analyst: bool) -> schemas.TitularidadeOut:
+    """The claimant sees their claim and its state, never who holds the number nor
+    whether it is a credential (issue 11); the analyst sees both."""
+    users = _users(session, {row.requester_user_id} | ({row.previous_holder_user_id} if row.previous_holder_user_id else set()))
+    previous = None
+    if analyst and row.previous_holder_user_id is not None:
+        previous = schemas.UsuarioOut(id=row.previous_holder_user_id, nome=users[row.previous_holder_user_id].name)
     return schemas.TitularidadeOut(
-        id=row.id, numero_credencial=number, situacao=state(workflow.TRANSFER, row.status),
+        id=row.id, numero_credencial=row.credential_number, situacao=state(workflow.TRANSFER, row.status),
         solicitante=schemas.UsuarioOut(id=row.requester_user_id, nome=users[row.requester_user_id].name),
-        titular_anterior=schemas.UsuarioOut(id=row.previous_holder_user_id, nome=users[row.previous_holder_user_id].name),
-        justificativa=row.justification, gestor_confere=service.gestor_matches(session, row), criado_em=local_time(row.created_at),
+        titular_anterior=previous, credencial_encontrada=(row.credential_id is not None) if analyst else None,
+        justificativa=row.justification, gestor_confere=service.gestor_matches(session, row) if analyst else None,
+        criado_em=local_time(row.created_at),
         historico=transitions(session, workflow.history(session, workflow.TRANSFER, row.id)),
     )

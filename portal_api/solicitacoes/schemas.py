@@ -735,11 +735,21 @@ class TitularidadeOut(Out):
     numero_credencial: str
     situacao: Codigo
     solicitante: UsuarioOut
-    titular_anterior: UsuarioOut
+    titular_anterior: UsuarioOut | None = Field(
+        None, description="Só para o analista: o titular atual da credencial (nulo se o número não é uma credencial ativa de outro titular).")
+    credencial_encontrada: bool | None = Field(
+        None, description="Só para o analista: se o número é uma credencial ativa de outro titular.")
     justificativa: str
-    gestor_confere: bool = Field(description="Se o CPF de quem pede é o do gestor responsável da solicitação da credencial.")
+    gestor_confere: bool | None = Field(
+        None, description="Só para o analista: se o CPF de quem pede é o do gestor responsável da solicitação da credencial.")
     criado_em: dt.datetime
     historico: list[TransicaoOut]
+
+
+class TitularidadeRecebida(Out):
+    """A resposta a um pedido de titularidade: a mesma, exista ou não a credencial."""
+
+    mensagem: str
 
 
 class TitularidadePage(Paging):

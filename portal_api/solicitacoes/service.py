@@ -872,31 +872,20 @@ def credentials_page(session: Session, user_id: int | None, tab: str, *, offset:
 
 
 def request_transfer(session: Session, user_id: int, number: str, justification: str) -> HolderTransfer:
+    """Record a claim, whatever the number: the answer must not tell whether it is a
+    credential (issue 11). An unknown or inactive number, or one the claimant already
+    holds, is recorded without a credential; the analyst sees every pending claim and
+    rejects those. Claims never block each other."""
     credential = session.scalar(sa.select(Credential).where(Credential.number == number))
-    if credential is None or credential.status != "ativa":
-        raise problems.not_found("Credencial não encontrada (ou não está ativa).")
-    if credential.holder_user_id == user_id:
-        raise problems.ProblemError(409, f"Você já é o titular da credencial {number}.", slug="ja-e-titular")
-    pending_one = session.scalar(
-        sa.select(HolderTransfer.id).where(HolderTransfer.credential_id == credential.id, HolderTransfer.status == "pendente")
-    )
-    if pending_one is not None:
-        raise problems.ProblemError(
-            409, f"Já há um pedido de titularidade pendente para a credencial {number}.", slug="titularidade-pendente"
-        )
+    matched = credential is not None and credential.status == "ativa" and credential.holder_user_id != user_id
     now = utcnow()
     row = HolderTransfer(
-        credential_id=credential.id, requester_user_id=user_id, previous_holder_user_id=credential.holder_user_id,
+        credential_number=number, credential_id=credential.id if matched else None, requester_user_id=user_id,
+        previous_holder_user_id=credential.holder_user_id if matched else None,
         status="pendente", justification=justification, created_at=now, updated_at=now,
     )
     session.add(row)
-    try:
-        session.flush()
-    except sa.exc.IntegrityError:  # a concurrent pending request won the unique index
-        session.rollback()
-        raise problems.ProblemError(
-            409, f"Já há um pedido de titularidade pendente para a credencial {number}.", slug="titularidade-pendente"
-        ) from None
+    session.flush()
     workflow.record_creation(session, workflow.TRANSFER, row, actor_user_id=user_id, state="pendente")
     return row
 
@@ -907,10 +896,15 @@ def decide_transfer(
     if row.requester_user_id == analyst_id:
         raise problems.ProblemError(403, "Um analista não pode decidir o próprio pedido de titularidade.",
                                     slug="analise-do-proprio-pedido")
+    credential = session.get(Credential, row.credential_id) if row.credential_id is not None else None
+    if approve and row.status == "pendente" and (credential is None or credential.status != "ativa"):
+        raise problems.ProblemError(
+            409, f"O número {row.credential_number} não é uma credencial ativa de outro titular: reprove o pedido.",
+            slug="credencial-nao-encontrada",
+        )
     workflow.apply(session, workflow.TRANSFER, row, "aprovar" if approve else "reprovar", actor_user_id=analyst_id, reason=reason)
     if not approve:
         return
-    credential = session.get(Credential, row.credential_id)
     previous = credential.holder_user_id
     credential.holder_user_id = row.requester_user_id
     credential.updated_at = utcnow()
@@ -941,6 +935,8 @@ def transfers_page(session: Session, user_id: int | None, *, pending_only: bool,
 
 def gestor_matches(session: Session, row: HolderTransfer) -> bool:
     """Whether the person asking is the responsible manager of the request that issued the credential."""
+    if row.credential_id is None:
+        return False
     requester = session.get(User, row.requester_user_id)
     gestor_cpf = session.scalar(sa.select(CredentialRequest.gestor_cpf).where(CredentialRequest.credential_id == row.credential_id))
     return bool(gestor_cpf) and requester is not None and requester.cpf == gestor_cpf

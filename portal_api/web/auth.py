@@ -115,12 +115,50 @@ def _user_from_claims(request: Request, claims: dict) -> User:
         session.expunge(user)
         return user
 
+# Failed logins per address, counted in the database like POST /token's (every worker sees them).
+LOGIN_WINDOW_SECONDS = 60
+
+
+def _address(request: Request) -> str:
+    from portal_api.core.ip_ranges import client_address
+
+    return client_address(request, request.app.state.services.settings).text or "desconhecido"
+
+
+def _login_limited(request: Request):
+    """The 429 page once an address has failed the login too often in the window, else None."""
+    from portal_api import guards
+    from portal_api.web.render import error_page
+
+    services = request.app.state.services
+    limit = services.settings.token_attempts_per_minute
+    retry = guards.retry_after(
+        services.database.engine, (f"login:endereco:{_address(request)}",), limit=limit, window_seconds=LOGIN_WINDOW_SECONDS
+    )
+    if retry is None:
+        return None
+    log.warning("login recusado por excesso de falhas do endereço %s", _address(request))
+    return error_page(
+        request, 429, f"Tentativas de login demais deste endereço. Tente de novo em {retry} segundos.",
+        headers={"Retry-After": str(retry)},
+    )
+
+
+def _count_login_failure(request: Request) -> None:
+    from portal_api import guards
+
+    engine = request.app.state.services.database.engine
+    guards.count(engine, (f"login:endereco:{_address(request)}",), keep_seconds=LOGIN_WINDOW_SECONDS)
+
 
 def router() -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
     @r.get("/entrar/govbr")
     async def login_start(request: Request, proximo: str | None = None):
+        refused = _login_limited(request)
+        if refused is not None:
+            return refused
         login = get_login(request)
         request.session["next"] = safe_next(proximo)
         try:
@@ -135,22 +173,29 @@ def router() -> APIRouter:
     async def login_callback(request: Request):
         from portal_api.web.render import error_page
 
+        refused = _login_limited(request)
+        if refused is not None:
+            return refused
         login = get_login(request)
         try:
             token = await login.client.authorize_access_token(request)
         except OAuthError as exc:
-            log.warning("login recusado: %s %s", exc.error, exc.description)
+            log.warning("login recusado (%s): %s %s", _address(request), exc.error, exc.description)
+            _count_login_failure(request)
             return error_page(request, 400, "Não foi possível concluir o login com gov.br. Tente entrar de novo.")
         except Exception:  # noqa: BLE001 - a bad or unverifiable ID token, an unreachable issuer
-            log.exception("login com gov.br falhou")
+            log.exception("login com gov.br falhou (%s)", _address(request))
+            _count_login_failure(request)
             return error_page(request, 400, "Não foi possível concluir o login com gov.br. Tente entrar de novo.")
         claims = token.get("userinfo")
         if not claims:
+            _count_login_failure(request)
             return error_page(request, 400, "O emissor não devolveu um ID token verificável; o login foi recusado.")
         try:
             user = _user_from_claims(request, dict(claims))
         except ValueError as exc:
-            log.warning("login recusado: %s", exc)
+            log.warning("login recusado (%s): %s", _address(request), exc)
+            _count_login_failure(request)
             return error_page(request, 400, "O CPF informado pelo gov.br é inválido; o login foi recusado.")
         next_path = safe_next(request.session.get("next"))
         # A new session: nothing of the anonymous one survives (no fixation).

@@ -94,11 +94,11 @@ def start_dagster(tmp: Path, location_name: str = "vacina_d1") -> Server:
     return server
 
 
-def start_portal(tmp: Path, env: dict[str, str]) -> Server:
+def start_portal(tmp: Path, env: dict[str, str], *, extra_args: tuple[str, ...] = ()) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = Server(
-        [str(BIN / "vacina-d1"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(BIN / "vacina-d1"), "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
         _env(env),
         tmp / "portal.log",
         url,

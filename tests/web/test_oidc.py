@@ -26,7 +26,7 @@ from tests.web.conftest import SAO_PAULO_CPF, build_world
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("oidc")
-    world = build_world(tmp)
+    world = build_world(tmp, token_attempts_per_minute=1000)  # these tests fail logins on purpose
     port = servers.free_port()
     settings = world.settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, migrate=False, dev_login=True)

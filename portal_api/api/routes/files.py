@@ -27,6 +27,13 @@ Download design (documented in the OpenAPI description too):
   range: the log never under-counts who received the data, and a continuation is
   told apart by its range. HEAD, 304-less revalidation and 416 transfer no data and
   are not logged.
+* Behind nginx (``VACINA_D1_ACCEL_REDIRECT_PREFIX``, local store): after authorising
+  and logging, the answer is an ``X-Accel-Redirect`` and nginx sends the bytes, Range
+  included (deploy/nginx/vacina-d1.conf).
+* Integrity (issue 11): a version with a recorded incident, or whose stored size is not
+  the catalog's, answers 503 until republished; a whole stored body streamed here is
+  hashed on the way and, if it does not match, cut short before its last chunk (the
+  incident recorded, the alert raised).
 """
 
 from __future__ import annotations
@@ -34,22 +41,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email.utils
+import hashlib
 import logging
 import math
 import zlib
-from typing import Annotated, Iterable, Iterator, Literal
+from typing import Annotated, Iterable, Iterator, Literal, NoReturn
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from portal_api import crud, download_log, schemas
 from portal_api.api import present
-from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope
+from portal_api.api.deps import CurrentPrincipal, ScopeDep, Services, ServicesDep, SessionDep, file_in_scope, release
 from portal_api.api.routes.listing import PAGE_SIZE_MAX
 from portal_api.core import problems, ranges
 from portal_api.core.ip_ranges import client_address
 from portal_api.models import RefreshRequest
 from portal_api.refresh import DagsterRefused, DagsterUnavailable, partition_key
+from serving.alerts import raise_alert
 from serving.catalog import FileRecord, RepresentationRecord
 from serving.storage import StorageError
 
@@ -72,6 +82,7 @@ PARQUET = "parquet"
 def file_detail(file_id: FileIdPath, services: ServicesDep, session: SessionDep, scope: ScopeDep) -> schemas.FileOut:
     record = file_in_scope(services, file_id, scope)
     logs = crud.downloads_of_days(session, record.operation, [record.day], per_day=services.settings.log_entries_per_file)
+    release(session)  # in this thread, before the answer is built and sent
     return present.file(record, *logs[record.day])
 
 
@@ -94,6 +105,7 @@ def file_downloads(
     record = file_in_scope(services, file_id, scope)
     size = page_size or services.settings.page_size_default
     rows, total = crud.downloads_page(session, record.operation, record.day, offset=(page - 1) * size, limit=size)
+    release(session)
     items = [present.download(entry, user) for entry, user in rows]
     return schemas.DownloadPage(file_id=record.id, items=items, **present.paging(total, page, size, len(items)))
 
@@ -127,7 +139,8 @@ _DOWNLOAD_RESPONSES = {
     **problems.responses(
         401, 403, 404, 416, 422, 503,
         descriptions={
-            503: "O registro de downloads não pôde ser gravado (o download é recusado), ou o armazenamento está indisponível.",
+            503: "O registro de downloads não pôde ser gravado (o download é recusado), o armazenamento está indisponível, "
+            "ou o arquivo foi encontrado danificado e aguarda republicação (`arquivo-danificado`).",
         },
     ),
 }
@@ -160,6 +173,7 @@ class _Plan:
     ):
         self.record = record
         self.object_key = record.object_key
+        self.sha256_object = record.sha256_stored  # what the stored object must hash to
         self.delivered_sha256: str | None = None
         if parquet is not None:
             self._parquet(record, parquet)
@@ -196,6 +210,7 @@ class _Plan:
         self.stored = True
         self.representation = PARQUET
         self.object_key = rep.object_key
+        self.sha256_object = rep.sha256
         self.delivered_sha256 = rep.sha256
         self.size = rep.bytes
         self.media_type = rep.content_type
@@ -233,6 +248,8 @@ def _prepare(
             title="Termos de uso não aceitos",
             extra={"operation": record.operation, "terms_version": version},
         )
+    if services.database.catalog.incident(record.id, session) is not None:
+        raise _damaged()
     parquet = None
     if fmt == PARQUET:
         parquet = services.database.catalog.representation(record.id, PARQUET)
@@ -247,10 +264,81 @@ def _prepare(
     except StorageError as exc:
         log.error("armazenamento indisponível para %s: %s", plan.object_key, exc)
         raise problems.ProblemError(503, "O armazenamento de arquivos está indisponível; tente novamente.") from None
-    if info is None or info.size != plan.size:
-        log.error("objeto %s ausente ou diferente do catálogo", plan.object_key)
+    if info is None:
+        log.error("objeto %s ausente do armazenamento", plan.object_key)
         raise problems.ProblemError(503, "O arquivo está indisponível no armazenamento; tente novamente mais tarde.")
+    if info.size != plan.size:
+        session.close()
+        _damaged_object(services, plan, f"tamanho {info.size} != {plan.size} do catálogo", None)
     return plan
+
+
+def _damaged() -> problems.ProblemError:
+    return problems.ProblemError(
+        503,
+        "Este arquivo foi encontrado danificado no armazenamento e está indisponível até ser republicado. "
+        "A equipe foi avisada; tente novamente mais tarde.",
+        slug="arquivo-danificado", title="Arquivo danificado", headers={"Retry-After": "3600"},
+    )
+
+
+def _incident(services: Services, record: FileRecord, reason: str, found_sha256: str | None) -> None:
+    """Record the damaged version (once) and raise the alert; the version answers 503 from now on."""
+    log.error("objeto %s danificado: %s", record.object_key, reason)
+    try:
+        new = services.database.catalog.record_incident(record, detected_by="portal", reason=reason, found_sha256=found_sha256)
+    except Exception:  # noqa: BLE001 - the alert still goes out
+        log.exception("incidente de %s não registrado", record.object_key)
+        new = True
+    if new:
+        raise_alert(
+            {"tipo": "arquivo danificado", "detectado por": "portal", "arquivo": record.id, "operação": record.operation,
+             "dia": record.day.isoformat(), "versão": record.version, "objeto": record.object_key, "motivo": reason},
+            services.settings.home, log,
+        )
+
+
+def _damaged_object(services: Services, plan: _Plan, reason: str, found_sha256: str | None) -> NoReturn:
+    """A stored object that is not what the catalog says: never served. The CSV object makes
+    the version unavailable (an incident, 503 until republished); a damaged Parquet is
+    refused and alerted, and its CSV stays available."""
+    if plan.representation != PARQUET:
+        _incident(services, plan.record, reason, found_sha256)
+        raise _damaged()
+    record = plan.record
+    log.error("objeto %s danificado: %s", plan.object_key, reason)
+    raise_alert(
+        {"tipo": "arquivo danificado", "detectado por": "portal", "arquivo": record.id, "operação": record.operation,
+         "dia": record.day.isoformat(), "versão": record.version, "objeto": plan.object_key, "motivo": reason},
+        services.settings.home, log,
+    )
+    raise problems.ProblemError(503, "A versão Parquet deste arquivo está indisponível; baixe o CSV ou tente mais tarde.",
+                                slug="parquet-indisponivel")
+
+
+def _verified(services: Services, plan: _Plan, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The whole stored object, hashed on the way: the last chunk is held back until the
+    digest is known, so a damaged object never reaches the client complete — the
+    connection is cut short (the body falls short of Content-Length) and the damage
+    recorded."""
+    digest = hashlib.sha256()
+    size = 0
+    held = None
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        if held is not None:
+            yield held
+        held = chunk
+    found = digest.hexdigest()
+    if size != plan.size or found != plan.sha256_object:
+        try:
+            _damaged_object(services, plan, f"SHA-256 {found} != {plan.sha256_object} do catálogo ({size} bytes lidos)", found)
+        except problems.ProblemError:
+            pass
+        raise RuntimeError(f"objeto {plan.object_key} danificado: transferência interrompida")
+    if held is not None:
+        yield held
 
 
 def _log(services: Services, plan: _Plan, principal, scope, *, delivery: str, byte_range, request: Request) -> None:
@@ -332,7 +420,6 @@ def download(
 ):
     plan = _prepare(services, session, principal, scope, file_id, format, accept_encoding)
     session.close()  # nothing more to read: free the connection before a long stream
-    record = plan.record
     if plan.stored:
         try:
             byte_range = ranges.parse_range(range_header, plan.size) if ranges.if_range_matches(if_range, plan.etag) else None
@@ -352,6 +439,12 @@ def download(
         if url is not None:
             _log(services, plan, principal, scope, delivery="redirect", byte_range=byte_range, request=request)
             return Response(status_code=307, headers={"Location": url, "Cache-Control": "no-store"})
+        accel = services.settings.accel_redirect_prefix
+        if accel:
+            # nginx sends the bytes (Range included) from its internal location over the store.
+            _log(services, plan, principal, scope, delivery="x-accel", byte_range=byte_range, request=request)
+            headers = {**plan.headers, "X-Accel-Redirect": accel + quote(plan.object_key), "X-Accel-Buffering": "no"}
+            return Response(status_code=200, headers=headers, media_type=plan.media_type)
         _log(services, plan, principal, scope, delivery="stream", byte_range=byte_range, request=request)
         headers = dict(plan.headers)
         start, end = byte_range if byte_range else (0, plan.size - 1)
@@ -361,10 +454,12 @@ def download(
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{plan.size}"
         body = services.storage.iter_range(plan.object_key, start, end)
+        if not byte_range:
+            body = _verified(services, plan, body)
         return StreamingResponse(body, status_code=status, headers=headers, media_type=plan.media_type)
 
     _log(services, plan, principal, scope, delivery="stream", byte_range=None, request=request)
-    body = services.storage.iter_range(record.object_key)
+    body = _verified(services, plan, services.storage.iter_range(plan.object_key))
     headers = dict(plan.headers)
     if plan.decode:
         body = _gunzip(body)

@@ -2,10 +2,12 @@
 tabs Homologação, Em análise para produção and Produção) and "Adquirir titularidade
 de credencial" (a user asks to become a credential's holder; an analyst decides).
 
-Transfer rules: the credential must exist and be active (404 otherwise, as for a
-number that does not exist); the holder cannot ask for what they hold (409); one
-pending request per credential (409); an analyst — never on their own request —
-approves or rejects with a reason. On approval the new holder gets the credential
+Transfer rules (issue 11): a claim answers 202 with the same body whether or not the
+number is an active credential of someone else (no name, no id: numbers are
+sequential, so anything else enumerates credentials and holders); claims are limited
+per user and never block each other, so a stranger's claim cannot stop the real
+holder's; an analyst — never on their own request — sees every pending claim with
+what the number matched, and approves (only a matched one) or rejects with a reason. On approval the new holder gets the credential
 and its permission, and the previous holder loses their permission unless the analyst
 keeps it (``manter_titular_anterior``). The answer shows whether the person asking is
 the responsible manager named in the request that issued the credential, the fact the
@@ -17,9 +19,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from portal_api.api import present as portal_present
-from portal_api.api.deps import CurrentPrincipal, SessionDep
+from portal_api import guards
+from portal_api.api.deps import CurrentPrincipal, ServicesDep, SessionDep
 from portal_api.api.routes.solicitacoes import AnalystFlag, Page, PageSize, WorkflowDep
 from portal_api.core import problems
 from portal_api.solicitacoes import present, schemas, service
@@ -84,30 +88,50 @@ def all_credentials(principal: CurrentPrincipal, session: SessionDep, ws: Workfl
 def _transfers(session, user_id, pending_only, page, page_size, default) -> schemas.TitularidadePage:
     size = page_size or default
     rows, total = service.transfers_page(session, user_id, pending_only=pending_only, offset=(page - 1) * size, limit=size)
-    items = [present.transfer(session, row) for row in rows]
+    items = [present.transfer(session, row, analyst=user_id is None) for row in rows]
     return schemas.TitularidadePage(items=items, **portal_present.paging(total, page, size, len(items)))
+
+
+TRANSFER_RECEIVED = (
+    "Pedido de titularidade recebido. Se o número for de uma credencial ativa, um analista do DATASUS o analisará; "
+    "acompanhe a situação em GET /credenciais/titularidade."
+)
+CLAIM_WINDOW_SECONDS = 24 * 3600
 
 
 @router.post(
     "/credenciais/titularidade",
-    response_model=schemas.TitularidadeOut,
-    status_code=201,
+    response_model=schemas.TitularidadeRecebida,
+    status_code=202,
     tags=["gerenciar credenciais"],
     summary="Adquirir titularidade de credencial",
     description=(
-        "Pede para se tornar o titular de uma credencial ativa (pelo número), com justificativa. Um analista decide; "
-        "aprovado, o titular anterior perde o acesso (a não ser que o analista o mantenha)."
+        "Pede para se tornar o titular de uma credencial (pelo número), com justificativa. A resposta é a mesma "
+        "exista ou não a credencial (sem nome, sem id): só o analista vê a quem o número pertence, e decide; "
+        "aprovado, o titular anterior perde o acesso (a não ser que o analista o mantenha). Vários pedidos podem "
+        "aguardar sobre a mesma credencial. Limitado por usuário (`VACINA_D1_HOLDER_CLAIMS_PER_DAY` por dia)."
     ),
     responses=problems.responses(
-        400, 401, 404, 409, 413, 422, 503,
-        descriptions={404: "Credencial inexistente ou inativa.", 409: "Quem pede já é o titular, ou já há pedido pendente.",
-                      422: "Campos recusados, cada um com o nome do campo."},
+        400, 401, 413, 422, 429, 503,
+        descriptions={422: "Campos recusados, cada um com o nome do campo.",
+                      429: "Pedidos demais nas últimas 24 horas; o cabeçalho Retry-After diz quantos segundos esperar."},
     ),
 )
-def ask_holdership(body: schemas.TitularidadeIn, principal: CurrentPrincipal, session: SessionDep) -> schemas.TitularidadeOut:
-    row = service.request_transfer(session, principal.user_id, body.numero_credencial, body.justificativa)
+def ask_holdership(body: schemas.TitularidadeIn, principal: CurrentPrincipal, session: SessionDep, services: ServicesDep):
+    bucket = (f"titularidade:usuario:{principal.user_id}",)
+    limit = services.settings.holder_claims_per_day
+    engine = services.database.engine
+    retry = guards.retry_after(engine, bucket, limit=limit, window_seconds=CLAIM_WINDOW_SECONDS)
+    if retry is not None:
+        raise guards.too_many(f"Limite de {limit} pedidos de titularidade por dia atingido.", retry)
+    service.request_transfer(session, principal.user_id, body.numero_credencial, body.justificativa)
     session.commit()
-    return present.transfer(session, row)
+    session.close()
+    guards.count(engine, bucket, keep_seconds=CLAIM_WINDOW_SECONDS)
+    return JSONResponse(
+        schemas.TitularidadeRecebida(mensagem=TRANSFER_RECEIVED).model_dump(), status_code=202,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get(
@@ -168,7 +192,7 @@ def approve_holdership(pedido_id: TransferId, body: schemas.AprovacaoTitularidad
     service.decide_transfer(session, row, principal.user_id, approve=True, reason=body.observacao,
                             keep_previous=body.manter_titular_anterior)
     session.commit()
-    return present.transfer(session, row)
+    return present.transfer(session, row, analyst=True)
 
 
 @router.post(
@@ -184,4 +208,4 @@ def reject_holdership(pedido_id: TransferId, body: schemas.ReprovacaoIn, princip
     row = _transfer_for_analyst(session, pedido_id, analyst)
     service.decide_transfer(session, row, principal.user_id, approve=False, reason=body.motivo)
     session.commit()
-    return present.transfer(session, row)
+    return present.transfer(session, row, analyst=True)

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from portal_api import charts, crud, schemas
 from portal_api.api import present
-from portal_api.api.deps import ScopeDep, ServicesDep, SessionDep, operation_in_scope
+from portal_api.api.deps import ScopeDep, ServicesDep, SessionDep, operation_in_scope, release
 from portal_api.core import problems
 from portal_api.models import OPERATION_PATTERN
 from serving import indicators as published_indicators
@@ -81,6 +81,7 @@ def files(
     logs = crud.downloads_of_days(
         session, operation, [record.day for record in listing.items], per_day=services.settings.log_entries_per_file
     )
+    release(session)  # in this thread, before the answer is built and sent (issue 11)
     items = [present.file(record, *logs[record.day]) for record in listing.items]
     return schemas.FilePage(
         operation=operation, year=year, month=month, items=items,

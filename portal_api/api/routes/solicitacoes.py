@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -53,6 +53,24 @@ def is_analyst(principal: CurrentPrincipal, session: SessionDep) -> bool:
 
 
 AnalystFlag = Annotated[bool, Depends(is_analyst)]
+
+def owned_request(solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)], principal: CurrentPrincipal,
+                  session: SessionDep, analyst: AnalystFlag):
+    """The request the caller may act on, looked up as a dependency: it runs before the
+    body is validated, so another user's request answers 404 whatever the body (issue 11)."""
+    return service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
+
+
+OwnedRequest = Annotated[Any, Depends(owned_request)]
+
+
+def analysed_request(solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)], principal: CurrentPrincipal,
+                     session: SessionDep, analyst: AnalystFlag):
+    """The request an analyst decides on, looked up before the body is validated."""
+    return service.analysed_request(session, solicitacao_id, principal.user_id, analyst=analyst)
+
+
+AnalysedRequest = Annotated[Any, Depends(analysed_request)]
 
 UfCode = Literal.__getitem__(tuple(sorted(reference.ufs())))  # type: ignore[misc]
 RequestId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Número da solicitação.")]
@@ -105,13 +123,15 @@ def list_apis(principal: CurrentPrincipal) -> list[schemas.ApiOut]:
         "As operações concretas de uma API, para escolher uma a uma (ou todas). Na API D-1 (`vacinacao-d1-csv`) "
         "são as da UF pedida: `imunizacao-total-<uf>` e uma `imunizacao-total-<uf>-<ibge6>` por município."
     ),
-    responses=problems.responses(401, 422, 503),
+    responses=problems.responses(401, 404, 422, 503, descriptions={404: "Não há API com esse código no catálogo."}),
 )
 def list_operations(
     principal: CurrentPrincipal,
-    codigo: Annotated[schemas.ApiCode, Path(description="Código da API.")],
+    codigo: Annotated[str, Path(max_length=64, description="Código da API (`GET /catalogo/apis`).")],
     uf: Annotated[UfCode | None, Query(description="UF em maiúsculas (obrigatória na API D-1).")] = None,
 ) -> schemas.OperacoesOut:
+    if codigo not in catalog.CODES:
+        raise problems.not_found(f"Não há API com o código {codigo[:64]!r} no catálogo (veja GET /catalogo/apis).")
     api = catalog.get(codigo)
     if api.by_territory:
         if not uf:
@@ -285,9 +305,8 @@ def get_request(solicitacao_id: RequestId, principal: CurrentPrincipal, session:
     description="Grava as seções enviadas (cada uma inteira); as ausentes ficam como estão. Só no rascunho.",
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def update_request(solicitacao_id: RequestId, body: schemas.SolicitacaoIn, principal: CurrentPrincipal, session: SessionDep,
+def update_request(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.SolicitacaoIn, principal: CurrentPrincipal, session: SessionDep,
                    ws: WorkflowDep, analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.update(session, row, body, ws)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -308,7 +327,7 @@ def update_request(solicitacao_id: RequestId, body: schemas.SolicitacaoIn, princ
                          c503="Banco de dados indisponível, ou repositório de ACs confiáveis não configurado."),
 )
 def upload_certificate(
-    solicitacao_id: RequestId,
+    solicitacao_id: RequestId, row: OwnedRequest,
     principal: CurrentPrincipal,
     session: SessionDep,
     ws: WorkflowDep,
@@ -316,7 +335,6 @@ def upload_certificate(
     arquivo: Annotated[UploadFile, File(description="O certificado: .cer (PEM ou DER) ou .pfx.")],
     senha: Annotated[str | None, Form(max_length=256, description="A senha do .pfx (não é guardada).")] = None,
 ) -> schemas.CertificadoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     data = arquivo.file.read(certificates.MAX_UPLOAD_BYTES + 1)
     service.set_certificate(session, row, data, senha, ws)
     session.commit()
@@ -333,9 +351,8 @@ def upload_certificate(
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503,
                          c409="Não é rascunho, falta o estabelecimento principal, ou o CNES já está vinculado."),
 )
-def add_establishment(solicitacao_id: RequestId, body: schemas.EstabelecimentoVinculadoIn, principal: CurrentPrincipal,
+def add_establishment(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.EstabelecimentoVinculadoIn, principal: CurrentPrincipal,
                       session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag) -> schemas.VinculadoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     child = service.add_child(session, row, body.cnes, ws)
     session.commit()
     return schemas.VinculadoOut(cnes=child.cnes, razao_social=child.razao_social, fantasia=child.fantasia, ibge6=child.ibge6,
@@ -355,10 +372,9 @@ def add_establishment(solicitacao_id: RequestId, body: schemas.EstabelecimentoVi
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def import_establishments(
-    solicitacao_id: RequestId, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
+    solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
     arquivo: Annotated[UploadFile, File(description="CSV ou TXT com um CNES por linha.")],
 ) -> schemas.ImportacaoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     result = service.import_children(session, row, arquivo.file.read(), ws)
     session.commit()
     total = len(service.children_of(session, row.id))
@@ -379,9 +395,8 @@ def import_establishments(
     description="Remove um estabelecimento vinculado e devolve a solicitação. Só no rascunho.",
     responses=_responses(401, 403, 404, 409, 422, 503, c404="Solicitação inexistente, ou o CNES não está vinculado a ela."),
 )
-def remove_establishment(solicitacao_id: RequestId, cnes: Annotated[str, Path(pattern=r"^\d{7}$", description="CNES (7 dígitos).")],
+def remove_establishment(solicitacao_id: RequestId, row: OwnedRequest, cnes: Annotated[str, Path(pattern=r"^\d{7}$", description="CNES (7 dígitos).")],
                          principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.remove_child(session, row, cnes)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -399,9 +414,8 @@ def remove_establishment(solicitacao_id: RequestId, cnes: Annotated[str, Path(pa
     ),
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def submit_request(solicitacao_id: RequestId, body: schemas.EnvioIn, principal: CurrentPrincipal, session: SessionDep,
+def submit_request(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.EnvioIn, principal: CurrentPrincipal, session: SessionDep,
                    analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.submit(session, row, principal.user_id, body)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -423,10 +437,9 @@ def submit_request(solicitacao_id: RequestId, body: schemas.EnvioIn, principal: 
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def upload_evidence(
-    solicitacao_id: RequestId, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
+    solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
     arquivo: Annotated[UploadFile, File(description="PDF ou PNG.")],
 ) -> schemas.EvidenciaOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     data = arquivo.file.read(ws.settings.evidence_max_bytes + 1)
     found = service.add_evidence(session, row, arquivo.filename, data, ws)
     session.commit()
@@ -464,9 +477,8 @@ def download_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, princ
     description="Remove uma evidência ainda não enviada para análise e devolve a solicitação.",
     responses=_responses(401, 403, 404, 409, 422, 503),
 )
-def remove_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, principal: CurrentPrincipal, session: SessionDep,
+def remove_evidence(solicitacao_id: RequestId, row: OwnedRequest, evidencia_id: EvidenceId, principal: CurrentPrincipal, session: SessionDep,
                     analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.remove_evidence(session, row, evidencia_id)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -483,9 +495,8 @@ def remove_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, princip
     ),
     responses=_responses(401, 403, 404, 409, 422, 503),
 )
-def submit_production(solicitacao_id: RequestId, principal: CurrentPrincipal, session: SessionDep,
+def submit_production(solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep,
                       analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.submit_production(session, row, principal.user_id)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -521,9 +532,8 @@ def all_requests(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowD
     ),
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def approve_request(solicitacao_id: RequestId, body: schemas.AprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
+def approve_request(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.AprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
                     analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.analysed_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.approve(session, row, principal.user_id, body)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -537,9 +547,8 @@ def approve_request(solicitacao_id: RequestId, body: schemas.AprovacaoIn, princi
     description="Analista: reprova a solicitação em análise, com o motivo.",
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def reject_request(solicitacao_id: RequestId, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
+def reject_request(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
                    analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.analysed_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.reject(session, row, principal.user_id, body.motivo)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -553,9 +562,8 @@ def reject_request(solicitacao_id: RequestId, body: schemas.ReprovacaoIn, princi
     description="Analista: aprova a solicitação em análise para produção; a credencial passa ao ambiente de produção.",
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def approve_production(solicitacao_id: RequestId, body: schemas.DecisaoIn, principal: CurrentPrincipal, session: SessionDep,
+def approve_production(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.DecisaoIn, principal: CurrentPrincipal, session: SessionDep,
                        analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.analysed_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.approve_production(session, row, principal.user_id, body.observacao)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -572,9 +580,8 @@ def approve_production(solicitacao_id: RequestId, body: schemas.DecisaoIn, princ
     ),
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def reject_production(solicitacao_id: RequestId, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
+def reject_production(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
                       analyst: AnalystFlag) -> schemas.SolicitacaoOut:
-    row = service.analysed_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     service.reject(session, row, principal.user_id, body.motivo, production=True)
     session.commit()
     return _summary(session, row, principal, analyst)
