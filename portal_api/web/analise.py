@@ -120,7 +120,7 @@ def transfers(request: Request, user: PageUser, session: SessionDep):
 
 def _transfers_page(request, session, user, *, status_code=200, erros=None, alvo=None, valores=None):
     rows, total = service.transfers_page(session, None, pending_only=True, offset=0, limit=100)
-    items = [present.transfer(session, row) for row in rows]
+    items = [present.transfer(session, row, analyst=True) for row in rows]
     return render(request, "analise/titularidade.html", status_code=status_code, user=user, itens=items, total=total, base=BASE,
                   pages=PAGES, erros=erros, alvo=alvo, valores=valores or {}, decidido=request.query_params.get("decidido"))
 
