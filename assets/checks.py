@@ -11,14 +11,15 @@ fails, and gates under its own name.
 """
 
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     MetadataValue,
@@ -147,7 +148,7 @@ def _build(asset_key: AssetKey, checks: dict[str, tuple[str, Evaluate]]) -> Asse
         work = pipeline_work.work(day_of(key), uf_of(key))
         resources = Resources(pipeline_work, object_store, catalog_db)
         outcomes = day_checks.evaluate_all(
-            {name: (lambda evaluate=checks[name][1]: evaluate(work, resources)) for name in selected}
+            {name: functools.partial(checks[name][1], work, resources) for name in selected}
         )
         for name in selected:
             outcome = outcomes[name]

@@ -148,7 +148,7 @@ def run_day(day: dt.date, uf: str | None = None, *, verbose: bool = False) -> di
     work = flow.DayWork(settings.home, day, uf)  # where the pipeline_work resource (same settings) put it
     counts = flow.staging_counts(work)
     publication = flow.load_publication(work)
-    checks = [e for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = result.get_asset_check_evaluations()
     files_at = f"{publication.storage_url.rstrip('/')}/{day_prefix(day)}"
     return {
         "command": "run",
@@ -169,7 +169,7 @@ def run_day(day: dt.date, uf: str | None = None, *, verbose: bool = False) -> di
         "manifest": publication.manifest_location,
         "files_at": files_at,
         "checks": len(checks),
-        "checks_passed": sum(1 for e in checks if e.event_specific_data.passed),
+        "checks_passed": sum(1 for e in checks if e.passed),
         "seconds": round(time.perf_counter() - started, 3),
         "_ui_hint": ui_hint,
     }

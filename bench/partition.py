@@ -159,8 +159,8 @@ def child(variant: str, path: Path, out: Path) -> dict:
                 "publish_seconds": round(time.perf_counter() - partitioned, 2), "timings": outcome.timings,
                 "partition_timings": result.timings}
     if variant == "ours-publish":
-        from serving.catalog import Catalog
         from pipelines.publish_day import run_publish
+        from serving.catalog import Catalog
         from serving.storage import LocalStorage
 
         catalog = Catalog(f"sqlite:///{out / 'catalog.db'}").upgrade()

@@ -144,7 +144,7 @@ def main() -> None:
         floor = timed(["true"], {})[1]
         baseline = rows[0][1]
         print(f"\n(pico de memória medido por processo; piso do método: {floor:.0f} MB, o de um processo vazio)")
-        print(f"\n| o quê | arquivos | s | arquivos/s | MB/s | pico de memória | × curl por arquivo |")
+        print("\n| o quê | arquivos | s | arquivos/s | MB/s | pico de memória | × curl por arquivo |")
         print("|---|---|---|---|---|---|---|")
         for label, seconds, peak, files in rows:
             rate = f"{files / seconds:.1f}" if files else "—"

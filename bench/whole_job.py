@@ -268,7 +268,6 @@ def child(variant: str, work: Path, records: int, duckdb_memory: str) -> dict:
         return {"files": files, "rows": int(lines), "quarantined": int(quarantined)}
     if variant == "floor":
         from isal import igzip
-
         from partition import polars_expanded
 
         frame = polars_expanded(work.parent / "staging.parquet").drop("_op").collect()
@@ -277,7 +276,6 @@ def child(variant: str, work: Path, records: int, duckdb_memory: str) -> dict:
         return {"files": 1, "rows": frame.height}
     if variant == "polars-sink":
         import polars as pl
-
         from partition import polars_expanded
 
         polars_expanded(work.parent / "staging.parquet").sink_csv(

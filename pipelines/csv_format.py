@@ -25,8 +25,8 @@ member. Any gzip reader sees a single ordinary member.
 
 from __future__ import annotations
 
-import io
 import struct
+from typing import IO, Protocol, cast
 
 import polars as pl
 from isal import isal_zlib
@@ -54,10 +54,18 @@ def header_line() -> bytes:
     return BOM + SEPARATOR.join(contract.FILE_COLUMNS).encode()
 
 
-def write_rows(frame: pl.DataFrame, sink: io.BytesIO) -> None:
+class ByteSink(Protocol):
+    """What polars' CSV writer calls on a file object (an io.BytesIO, or partition's reused buffer)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def write_rows(frame: pl.DataFrame, sink: ByteSink) -> None:
     """The frame's rows (the 56 source columns), one ``\\n``-terminated line each, no header."""
     frame.write_csv(
-        sink,
+        cast(IO[bytes], sink),  # polars only writes to it (and flushes)
         include_header=False,
         separator=SEPARATOR,
         line_terminator=LINE_END,

@@ -73,6 +73,6 @@ def indicators_schema() -> dict[str, Any]:
 
 def table_schemas() -> dict[str, Any]:
     """What ``serving.publish.StagedDay.table_schemas`` takes."""
-    schemas = {"registros": records_schema(), "indicadores": indicators_schema(), "sources": [DICTIONARY_SOURCE]}
+    schemas: dict[str, Any] = {"registros": records_schema(), "indicadores": indicators_schema(), "sources": [DICTIONARY_SOURCE]}
     schemas["registros"].pop("primaryKey")
     return schemas

@@ -193,6 +193,7 @@ def _staging_scan(work: DayWork) -> _StagingScan:
             f"{', '.join(widths + required)} FROM read_parquet({_lit(work.staging)})",
             [work.day],
         ).fetchone()
+        assert row is not None  # an aggregate without GROUP BY returns one row
         total, distinct, nulls, bad_status, other_day = (int(v) for v in row[:5])
         n_widths = len(contract.CODE_WIDTHS)
         return _StagingScan(
@@ -583,6 +584,7 @@ def published_objects_verified(work: DayWork, storage, catalog) -> CheckOutcome:
         return _fail(str(exc))
     if problem:
         return _fail(problem, [problem])
+    assert manifest is not None  # _manifest returns one when it reports no problem
     catalog_files = {(r.operation, r.version): r for r in catalog.current_files_of_day(work.day)}
     entries = [e for e in manifest["files"] if _in_scope(e, work.uf)]
     problems = []
@@ -629,6 +631,7 @@ def manifest_reconciles(work: DayWork, storage) -> CheckOutcome:
         return _fail(str(exc))
     if problem:
         return _fail(problem, [problem])
+    assert manifest is not None  # _manifest returns one when it reports no problem
     problems = []
     if not work.staging.is_file():
         return _fail(f"falta o Parquet de preparação {work.staging}")

@@ -97,16 +97,16 @@ class _Writer:
     def tmp(self) -> Path:
         return self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
 
-    def _open(self) -> None:
+    def _open(self) -> pq.ParquetWriter:
         part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part{len(self.parts)}.tmp")
         self.parts.append(part)
         self.writer = pq.ParquetWriter(part, self.schema, compression="zstd")
+        return self.writer
 
     def write(self, frame: pl.DataFrame) -> None:
         if frame.height:
-            if self.writer is None:
-                self._open()
-            self.writer.write_table(_to_arrow(frame, self.schema))
+            writer = self._open() if self.writer is None else self.writer
+            writer.write_table(_to_arrow(frame, self.schema))
 
     def suspend(self) -> None:
         if self.writer is not None:

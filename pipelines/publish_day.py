@@ -37,7 +37,7 @@ def run_publish(
     from pipelines.partition import inspect_input, partition_day
     from pipelines.validation import REASON_LABELS
     from serving.cli import ServingFailure
-    from serving.publish import SCOPE_ALL, PublishError, Publisher, staged_day_from
+    from serving.publish import SCOPE_ALL, Publisher, PublishError, staged_day_from
     from serving.storage import StorageError, sha256_file
 
     started = time.perf_counter()

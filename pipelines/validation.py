@@ -217,9 +217,12 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     others are provably left as they are (``_needs_work``), so the result is the
     same as normalising everything."""
     names = [*contract.SOURCE_COLUMNS, *(name for name in PATIENT_ID_COLUMNS if name in raw.columns)]
-    work = {name: _needs_work(raw.get_column(name), name) for name in names}
-    if any(mask is None for mask in work.values()):
-        return _normalize_all(raw)
+    work: dict[str, np.ndarray] = {}
+    for name in names:
+        mask = _needs_work(raw.get_column(name), name)
+        if mask is None:
+            return _normalize_all(raw)
+        work[name] = mask
     touched = {name for name, mask in work.items() if mask.any()}
     if not touched:
         return raw.select(names)
@@ -370,7 +373,7 @@ def validate(
         pl.lit(None, pl.String).alias(name) for name in contract.SOURCE_COLUMNS if name not in raw.columns
     )
     norm = normalize(raw)
-    if has_ids:
+    if has_ids and pseudonymize is not None:  # checked above: has_ids requires it
         ids = pseudonymize(norm)
         norm = norm.with_columns(
             pl.when(pl.col("co_paciente").is_null()).then(ids).otherwise(pl.col("co_paciente")).alias("co_paciente")

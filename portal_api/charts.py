@@ -59,7 +59,7 @@ def doses_chart_svg(month: MonthIndicators, *, title: str | None = None) -> str:
         f"Total no mês: {_number(month.total_ocorrencia)} doses aplicadas no território. "
         + (f"Dias sem publicação: {', '.join(map(str, missing))}. " if missing else "Todos os dias publicados. ")
         + "Por dia: "
-        + "; ".join(f"{d.day.day}: {_number(d.doses_ocorrencia) if d.published else 'sem publicação'}" for d in days)
+        + "; ".join(f"{d.day.day}: {_number(d.doses_ocorrencia or 0) if d.published else 'sem publicação'}" for d in days)
         + "."
     )
     out = [

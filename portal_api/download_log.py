@@ -75,7 +75,7 @@ def entry_hash(fields: dict[str, Any]) -> str:
 
 
 def _lock_head(session: Session) -> DownloadLogHead:
-    if session.bind.dialect.name == "sqlite":
+    if session.get_bind().dialect.name == "sqlite":
         # The first write of the transaction: waits for (then holds) the write lock.
         session.execute(sa.update(DownloadLogHead).where(DownloadLogHead.id == 1).values(last_id=DownloadLogHead.last_id))
         head = session.get(DownloadLogHead, 1, populate_existing=True)

@@ -11,7 +11,6 @@ import contextlib
 from typing import Any
 
 import anyio.to_thread
-
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -149,7 +148,7 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
     return app
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Sequence, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from serving import db
@@ -212,7 +213,7 @@ class PublicationConflict(Exception):
     """Another publication of the same day committed first: nothing was changed."""
 
 
-def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+def _chunks(values: Sequence[T], size: int = _IN_CHUNK) -> Iterable[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -456,7 +457,7 @@ class Catalog:
                     query = sa.select(PublishedFile.operation, PublishedFile.version).where(
                         PublishedFile.day == day, PublishedFile.is_current.is_(True), PublishedFile.operation.in_(chunk)
                     )
-                    if session.bind.dialect.name == "postgresql":
+                    if session.get_bind().dialect.name == "postgresql":
                         query = query.with_for_update()
                     found.update({op: int(version) for op, version in session.execute(query)})
                 for operation in operations:
@@ -467,12 +468,12 @@ class Catalog:
                         )
                 replaced = [op for op in operations if expected_current[op] is not None]
                 for chunk in _chunks(replaced):
-                    result = session.execute(
+                    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with its rowcount
                         sa.update(PublishedFile)
                         .where(PublishedFile.day == day, PublishedFile.is_current.is_(True), PublishedFile.operation.in_(chunk))
                         .values(is_current=False)
                         .execution_options(synchronize_session=False)
-                    )
+                    ))
                     if result.rowcount != len(chunk):
                         raise PublicationConflict(f"os arquivos correntes de {day} mudaram durante a publicação")
                 step("catalog_flipped")

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -32,10 +33,12 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     HTTPClientError,
     IncompleteReadError,
     ResponseStreamingError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -124,8 +127,9 @@ def is_retryable(exc: BaseException) -> bool:
 
 def _describe(exc: BaseException) -> str:
     code, status = error_code(exc)
-    if code:
-        message = _client_error(exc).response.get("Error", {}).get("Message") or ""
+    error = _client_error(exc)
+    if code and error is not None:
+        message = error.response.get("Error", {}).get("Message") or ""
         return f"{code}{f' (HTTP {status})' if status else ''}{f': {message}' if message else ''}"
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
@@ -244,7 +248,7 @@ class S3Storage(Storage):
             if position > 0 or end is not None:
                 params["Range"] = f"bytes={position}-{'' if end is None else end}"
             try:
-                response = self._call("get", full, lambda: self.client.get_object(**params))
+                response = self._call("get", full, functools.partial(self.client.get_object, **params))
             except StorageError as exc:
                 if error_code(exc)[0] == "InvalidRange":  # at or past the end: nothing left
                     return
@@ -275,7 +279,7 @@ class S3Storage(Storage):
             params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
             if token:
                 params["ContinuationToken"] = token
-            page = self._call("list", full, lambda: self.client.list_objects_v2(**params))
+            page = self._call("list", full, functools.partial(self.client.list_objects_v2, **params))
             for item in page.get("Contents", []):
                 yield item["Key"][len(self.prefix) :]
             if not page.get("IsTruncated"):

@@ -113,6 +113,7 @@ class Storage(abc.ABC):
 
     def delete_temporary(self, name: str) -> None:
         """Remove one of ``temporary_files``."""
+        return None  # stores without temporaries have nothing to remove
 
     def presigned_get_url(
         self, key: str, *, expires_seconds: int, filename: str | None = None, content_type: str | None = None

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipelines import contract, extract as extract_module, reference
+from pipelines import contract, reference
+from pipelines import extract as extract_module
 from pipelines.extract import NO_ENTRY_DAY, extract, read_counts, split_by_entry_day
-from pipelines.sources import SourceError, open_source
-from pipelines.sources import opendatasus
+from pipelines.sources import SourceError, open_source, opendatasus
 from pipelines.sources.opendatasus import CovidCsvSource, PniCsvSource, dose_code
 from pipelines.validation import validate
 from tests.conftest import FIXTURES

@@ -158,7 +158,7 @@ def test_every_operation_needing_a_caller_answers_401_first(client):
     open_operations = {("/token", "post"), ("/health", "get")}
     checked = 0
     for path, methods in document["paths"].items():
-        for method, operation in methods.items():
+        for method, _operation in methods.items():
             if (path, method) in open_operations:
                 continue
             # Parameters that would be refused (not a number, not a CNES) and a body that is not JSON.

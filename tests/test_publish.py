@@ -21,8 +21,8 @@ from serving import manifest as manifests
 from serving.catalog import Catalog
 from serving.datapackage import is_view_key
 from serving.publish import (
-    PublishError,
     Publisher,
+    PublishError,
     StagedDay,
     collect_garbage,
     staged_day_from,

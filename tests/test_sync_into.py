@@ -11,10 +11,10 @@ import gzip
 import random
 
 import pytest
-
-from tests.sync import world as sw
 from vacina_d1_client import into
 from vacina_d1_client.state import State
+
+from tests.sync import world as sw
 
 pytestmark = pytest.mark.slow
 

@@ -59,7 +59,7 @@ from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, ClassVar, Iterator
+from typing import IO, ClassVar, Iterator
 
 import numpy as np
 import polars as pl
@@ -104,7 +104,7 @@ def canonical_encoding(name: str) -> str:
 # --- input: files, zips, directories -------------------------------------------------
 
 
-def _members(path: Path) -> Iterator[tuple[str, BinaryIO]]:
+def _members(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
     """(label, binary stream) of every CSV the input holds, in name order."""
     if path.is_dir():
         files = sorted(
@@ -122,7 +122,7 @@ def _members(path: Path) -> Iterator[tuple[str, BinaryIO]]:
         yield from _file_members(path, path.name)
 
 
-def _file_members(path: Path, label: str) -> Iterator[tuple[str, BinaryIO]]:
+def _file_members(path: Path, label: str) -> Iterator[tuple[str, IO[bytes]]]:
     with open(path, "rb") as handle:
         magic = handle.read(4)
         handle.seek(0)
@@ -132,7 +132,7 @@ def _file_members(path: Path, label: str) -> Iterator[tuple[str, BinaryIO]]:
             yield label, handle
 
 
-def _zip_members(handle: BinaryIO, label: str) -> Iterator[tuple[str, BinaryIO]]:
+def _zip_members(handle: IO[bytes], label: str) -> Iterator[tuple[str, IO[bytes]]]:
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
@@ -165,7 +165,7 @@ def _zip_members(handle: BinaryIO, label: str) -> Iterator[tuple[str, BinaryIO]]
                 yield member_label, stream
 
 
-def _blocks(stream: BinaryIO, label: str) -> Iterator[bytes]:
+def _blocks(stream: IO[bytes], label: str) -> Iterator[bytes]:
     while True:
         try:
             block = stream.read(_READ_BLOCK)
@@ -475,7 +475,7 @@ class _Parser:
                 if len(fields) > width:
                     fields = [*fields[: width - 1], _SEPARATOR.join(fields[width - 1 :])]
                 else:
-                    fields = [*fields, *([None] * (width - len(fields)))]
+                    fields = [*fields, *([""] * (width - len(fields)))]  # "" becomes None below
             rows.append([field if field != "" else None for field in fields])
             origins.append(f"{self.label}:{line}")
             malformed.append(reasons)
@@ -539,7 +539,7 @@ class _OpenDataSusCsv(Source):
         if rows:
             yield pl.concat(pending, how="diagonal_relaxed")
 
-    def _member_frames(self, label: str, stream: BinaryIO) -> Iterator[pl.DataFrame]:
+    def _member_frames(self, label: str, stream: IO[bytes]) -> Iterator[pl.DataFrame]:
         try:
             yield from self._read_member(label, stream)
         except SourceError:
@@ -550,7 +550,7 @@ class _OpenDataSusCsv(Source):
                     pass
             raise
 
-    def _read_member(self, label: str, stream: BinaryIO) -> Iterator[pl.DataFrame]:
+    def _read_member(self, label: str, stream: IO[bytes]) -> Iterator[pl.DataFrame]:
         blocks = _blocks(stream, label)
         first = next(blocks, b"")
         first, encoding = _check_start(first, label, self.encoding)

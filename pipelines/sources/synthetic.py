@@ -42,7 +42,7 @@ import functools
 import math
 from dataclasses import dataclass
 from importlib import resources
-from typing import ClassVar, Final, Iterator
+from typing import TYPE_CHECKING, ClassVar, Final, Iterator
 
 import numpy as np
 import polars as pl
@@ -51,6 +51,9 @@ import pyarrow as pa
 from pipelines import contract, reference
 from pipelines.cnes import NATUREZAS, TIPOS_UNIDADE, public_name
 from pipelines.sources.base import Source
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 # The unit records are made in: fixed, so that batch_size never changes the data.
 BLOCK_SIZE: Final = 1 << 16
@@ -174,7 +177,7 @@ def _document_ids(seed: int, day_ordinal, index: np.ndarray, records: int) -> pl
     width = np.uint64((1 << 48) // max(records, 1))
     with np.errstate(over="ignore"):
         start = index.astype(np.uint64) * width
-        high48 = start + _counter_hash(seed, day_ordinal, _DOC_SLICE, index) % width
+        high48: np.ndarray = start + _counter_hash(seed, day_ordinal, _DOC_SLICE, index) % width
         version = _counter_hash(seed, day_ordinal, _DOC_VERSION, index) & np.uint64(0x0FFF)
         word0 = (high48 << np.uint64(16)) | np.uint64(0x4000) | version
         word1 = np.uint64(0x8000000000000000) | (_counter_hash(seed, day_ordinal, _DOC_TAIL, index) >> np.uint64(2))
@@ -875,7 +878,7 @@ def _catalog(seed: int) -> _Catalog:
     options = max(len(v.fabricantes) for v in _VACCINES)
     fabricante_weights = np.zeros((len(_VACCINES), options))
     fabricante_of = np.zeros((len(_VACCINES), options), dtype=np.int64)
-    lots = []
+    lots: list[str] = []
     for i, v in enumerate(_VACCINES):
         names = list(v.fabricantes)
         for j in range(options):
@@ -1205,7 +1208,7 @@ class SyntheticSource(Source):
             changes.setdefault(column, []).append((when, value))
 
         def variants(*values: pl.Expr, selector: pl.Expr = var) -> pl.Expr:
-            expr = pl.when(selector % len(values) == 0).then(values[0])
+            expr: Then | ChainedThen = pl.when(selector % len(values) == 0).then(values[0])
             for k, value in enumerate(values[1:], start=1):
                 expr = expr.when(selector % len(values) == k).then(value)
             return expr.otherwise(values[0])
@@ -1283,7 +1286,7 @@ class SyntheticSource(Source):
 
         exprs = []
         for name, rules in changes.items():
-            expr = pl.when(rules[0][0]).then(rules[0][1])
+            expr: Then | ChainedThen = pl.when(rules[0][0]).then(rules[0][1])
             for when, value in rules[1:]:
                 expr = expr.when(when).then(value)
             exprs.append(expr.otherwise(col(name)).alias(name))

@@ -159,7 +159,7 @@ class RequestScope(crud.Scope):
     refuse: Callable[[str], NoReturn] | None = None
 
 
-def get_scope(principal: CurrentPrincipal, session: SessionDep, services: ServicesDep, request: Request) -> crud.Scope:
+def get_scope(principal: CurrentPrincipal, session: SessionDep, services: ServicesDep, request: Request) -> RequestScope:
     address = client_address(request, services.settings)
     scope = crud.scope_of(
         session, principal.user_id, environment=services.settings.served_environment, client_address=address.address

@@ -315,7 +315,7 @@ def icp_brasil_ids(certificate: x509.Certificate) -> IcpBrasilIds:
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        names = []
+        names = x509.SubjectAlternativeName([])
     values: dict[str, str] = {}
     for name in names:
         if isinstance(name, x509.OtherName) and name.type_id.dotted_string.startswith("2.16.76.1.3."):

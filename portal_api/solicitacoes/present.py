@@ -42,7 +42,7 @@ def operations_with_status(api_code: str | None, names: list[str], statuses: dic
 
 
 def request(session: Session, row: CredentialRequest, *, viewer_id: int, analyst: bool) -> schemas.SolicitacaoOut:
-    requester = session.get(User, row.requester_user_id)
+    requester = session.get_one(User, row.requester_user_id)
     credential = session.get(Credential, row.credential_id) if row.credential_id else None
     names = service.operations_of(session, row.id)
     statuses: dict[str, str] = {}

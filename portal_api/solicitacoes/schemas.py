@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 from validate_docbr import CNPJ, CNS, CPF
@@ -37,7 +37,10 @@ REQUEST_TABS = {
 CREDENTIAL_TABS = ("homologacao", "em_analise_producao", "producao")
 MAX_OPERATIONS = 1000
 
-ApiCode = Literal.__getitem__(catalog.CODES)  # type: ignore[misc]
+if TYPE_CHECKING:
+    ApiCode = str  # a Literal of the catalogue's codes, known at run time only
+else:
+    ApiCode = Literal.__getitem__(catalog.CODES)
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 

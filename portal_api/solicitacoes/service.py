@@ -16,8 +16,10 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from pipelines import reference
@@ -147,16 +149,19 @@ def current_request_terms(session: Session) -> TermsVersion:
             .on_conflict_do_nothing(index_elements=["operation", "version"])
         )
         terms = crud.current_terms(session, REQUEST_TERMS_KEY)
+        assert terms is not None  # inserted just above, or by a concurrent call
     return terms
 
 
 def _insert(session: Session, model):
     """``INSERT`` of the session's dialect (both have ``ON CONFLICT DO NOTHING``)."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(model)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(model)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(model)
 
 
 def publish_request_terms(session: Session, text: str) -> TermsVersion:
@@ -223,10 +228,10 @@ def analyst_required() -> problems.ProblemError:
 
 
 def create(session: Session, user_id: int, data: SolicitacaoIn, ws: WorkflowServices) -> CredentialRequest:
-    drafts = session.scalar(
+    drafts = session.scalars(
         sa.select(sa.func.count()).select_from(CredentialRequest)
         .where(CredentialRequest.requester_user_id == user_id, CredentialRequest.status == "rascunho")
-    )
+    ).one()
     limit = ws.settings.drafts_per_user
     if drafts >= limit:
         raise problems.ProblemError(
@@ -276,6 +281,7 @@ def children_of(session: Session, request_id: int) -> list[RequestEstablishment]
 
 def _save_api(session: Session, row: CredentialRequest, data: SolicitacaoIn) -> None:
     chosen = data.api
+    assert chosen is not None  # _save calls this only when the form has the api
     api = catalog.get(chosen.codigo)
     operations = list(chosen.operacoes)
     if chosen.adicionar_todas:
@@ -309,6 +315,7 @@ def lookup(ws: WorkflowServices, *, cnes: str | None, cnpj: str | None) -> list[
 
 def _save_establishment(session: Session, row: CredentialRequest, data: SolicitacaoIn, ws: WorkflowServices) -> None:
     chosen = data.estabelecimento
+    assert chosen is not None  # _save calls this only when the form has the establishment
     found = lookup(ws, cnes=chosen.cnes, cnpj=chosen.cnpj)
     field = "estabelecimento.cnes" if chosen.cnes else "estabelecimento.cnpj"
     if not found:
@@ -399,6 +406,7 @@ def add_child(session: Session, row: CredentialRequest, code: str, ws: WorkflowS
         raise problems.ProblemError(409, f"O estabelecimento {code} já está entre os vinculados.", slug="vinculado-repetido")
     if problem:
         raise body_error("cnes", problem)
+    assert establishment is not None  # a missing one is a problem
     child = _child_row(row, establishment, "manual")
     session.add(child)
     session.flush()
@@ -443,8 +451,8 @@ def import_children(session: Session, row: CredentialRequest, content: bytes, ws
         text = line.strip()
         if not text:
             continue
-        value = next(csv.reader([text], delimiter=";" if ";" in text else ","), [""])
-        value = (value[0] if value else "").strip().strip('"').strip()
+        fields = next(csv.reader([text], delimiter=";" if ";" in text else ","), [""])
+        value = (fields[0] if fields else "").strip().strip('"').strip()
         if number == 1 and not re.fullmatch(r"\d+", value):
             continue  # a header (CNES, co_cnes, ...)
         shown = value[:40]
@@ -460,6 +468,7 @@ def import_children(session: Session, row: CredentialRequest, content: bytes, ws
         if problem:
             result.refused.append((number, shown, problem))
             continue
+        assert establishment is not None  # a missing one is a problem
         child = _child_row(row, establishment, "lista")
         session.add(child)
         existing.add(code)
@@ -470,9 +479,9 @@ def import_children(session: Session, row: CredentialRequest, content: bytes, ws
 
 def remove_child(session: Session, row: CredentialRequest, code: str) -> None:
     workflow.lock_for_edit(session, row, "editar")
-    deleted = session.execute(
+    deleted = cast(CursorResult[Any], session.execute(  # a DELETE: a cursor result, with its rowcount
         sa.delete(RequestEstablishment).where(RequestEstablishment.request_id == row.id, RequestEstablishment.cnes == code)
-    ).rowcount
+    )).rowcount
     if not deleted:
         raise problems.not_found(f"O estabelecimento {code} não está entre os vinculados desta solicitação.")
 
@@ -614,7 +623,7 @@ def next_credential_number(session: Session, year: int) -> str:
                     if dialect == "postgresql" else sa.func.max(CredentialNumberSequence.last_number + 1, floor + 1))
             .execution_options(synchronize_session=False)
         )
-        number = session.scalar(sa.select(CredentialNumberSequence.last_number).where(CredentialNumberSequence.year == year))
+        number = session.scalars(sa.select(CredentialNumberSequence.last_number).where(CredentialNumberSequence.year == year)).one()
         candidate = f"{number}{suffix}"
         if session.scalar(sa.select(Credential.id).where(Credential.number == candidate)) is None:
             return candidate
@@ -625,6 +634,7 @@ def approve(session: Session, row: CredentialRequest, analyst_id: int, body: Apr
     """Em análise → homologação: the credential is issued (environment homologacao)."""
     workflow.require_state(workflow.REQUEST, row, workflow.REQUEST.actions["aprovar"].label, ("em_analise",))
     requested = operations_of(session, row.id)
+    assert row.api_code is not None  # a request is sent for analysis with its api
     api = catalog.get(row.api_code)
     if body.operacoes is None:
         approved = list(requested)
@@ -642,7 +652,7 @@ def approve(session: Session, row: CredentialRequest, analyst_id: int, body: Apr
         if not approved:
             raise body_error("operacoes", "aprove ao menos uma operação, ou reprove a solicitação")
     workflow.apply(session, workflow.REQUEST, row, "aprovar", actor_user_id=analyst_id, reason=body.observacao)
-    holder = session.get(User, row.requester_user_id)
+    holder = session.get_one(User, row.requester_user_id)
     from portal_api.api.present import BRASILIA
 
     credential = Credential(
@@ -672,7 +682,7 @@ def reject(session: Session, row: CredentialRequest, analyst_id: int, reason: st
 
 def approve_production(session: Session, row: CredentialRequest, analyst_id: int, note: str | None) -> Credential:
     workflow.apply(session, workflow.REQUEST, row, "aprovar_producao", actor_user_id=analyst_id, reason=note)
-    credential = session.get(Credential, row.credential_id)
+    credential = session.get_one(Credential, row.credential_id)
     credential.environment = "producao"
     credential.updated_at = utcnow()
     session.flush()
@@ -824,7 +834,7 @@ def _credential_scope(user_id: int | None):
 
 def credential_counts(session: Session, user_id: int | None) -> dict[str, int]:
     tab = _credential_tab().label("aba")
-    rows = dict(
+    rows: dict[str, int] = dict(
         session.execute(
             sa.select(tab, sa.func.count())
             .select_from(Credential)
@@ -876,12 +886,12 @@ def request_transfer(session: Session, user_id: int, number: str, justification:
     credential (issue 11). An unknown or inactive number, or one the claimant already
     holds, is recorded without a credential; the analyst sees every pending claim and
     rejects those. Claims never block each other."""
-    credential = session.scalar(sa.select(Credential).where(Credential.number == number))
-    matched = credential is not None and credential.status == "ativa" and credential.holder_user_id != user_id
+    found = session.scalar(sa.select(Credential).where(Credential.number == number))
+    credential = found if found is not None and found.status == "ativa" and found.holder_user_id != user_id else None
     now = utcnow()
     row = HolderTransfer(
-        credential_number=number, credential_id=credential.id if matched else None, requester_user_id=user_id,
-        previous_holder_user_id=credential.holder_user_id if matched else None,
+        credential_number=number, credential_id=credential.id if credential else None, requester_user_id=user_id,
+        previous_holder_user_id=credential.holder_user_id if credential else None,
         status="pendente", justification=justification, created_at=now, updated_at=now,
     )
     session.add(row)
@@ -905,11 +915,12 @@ def decide_transfer(
     workflow.apply(session, workflow.TRANSFER, row, "aprovar" if approve else "reprovar", actor_user_id=analyst_id, reason=reason)
     if not approve:
         return
+    assert credential is not None  # approving a pending claim needs one (409 above)
     previous = credential.holder_user_id
     credential.holder_user_id = row.requester_user_id
     credential.updated_at = utcnow()
     row.keep_previous_holder = keep_previous
-    crud.grant(session, session.get(User, row.requester_user_id), credential)
+    crud.grant(session, session.get_one(User, row.requester_user_id), credential)
     if not keep_previous and previous != row.requester_user_id:
         session.execute(
             sa.update(Permission)

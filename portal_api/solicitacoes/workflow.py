@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from portal_api.solicitacoes.models import CredentialRequest, HolderTransfer, WorkflowTransition
@@ -46,7 +48,7 @@ class Action:
 class Machine:
     entity: str  # workflow_transition.entity
     noun: str  # "a solicitação", "o pedido de titularidade"
-    model: type
+    model: type[CredentialRequest] | type[HolderTransfer]
     states: dict[str, str]  # code → label
     actions: dict[str, Action]
 
@@ -130,12 +132,12 @@ def lock_for_edit(session: Session, row: CredentialRequest, attempted: str) -> N
     either waits for the edit or makes it fail here."""
     allowed = EDIT_STATES[attempted]
     now = dt.datetime.now(dt.timezone.utc)
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with its rowcount
         sa.update(CredentialRequest)
         .where(CredentialRequest.id == row.id, CredentialRequest.status.in_(allowed))
         .values(updated_at=now)
         .execution_options(synchronize_session=False)
-    )
+    ))
     if result.rowcount != 1:
         session.refresh(row)
         raise InvalidTransition(REQUEST, row.id, row.status, attempted, allowed)
@@ -154,12 +156,12 @@ def apply(
         raise ValueError("informe o motivo")
     now = dt.datetime.now(dt.timezone.utc)
     model = machine.model
-    result = session.execute(
+    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with its rowcount
         sa.update(model)
         .where(model.id == row.id, model.status == current)
         .values(status=action.target, updated_at=now)
         .execution_options(synchronize_session=False)
-    )
+    ))
     if result.rowcount != 1:  # someone moved it first
         session.refresh(row)
         raise InvalidTransition(machine, row.id, row.status, action.label, action.sources)

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from portal_api.api.deps import SessionDep
 from portal_api.core import problems
-from portal_api.models import User
 from portal_api.solicitacoes import present, schemas, service
 from portal_api.solicitacoes.models import HolderTransfer
+from portal_api.web.sessions import WebUser
 from portal_api.web.solicitacoes import BASE as REQUESTS_BASE
 from portal_api.web.solicitacoes_comum import attempt, filled, form_text
 from portal_api.web.solicitacoes_pagina import PAGES, PageUser, check_csrf, not_found_page, render
@@ -33,7 +33,7 @@ TABS = {"em_analise": "Em Análise", "respostas": "Respostas"}
 DECISIONS = ("aprovar", "reprovar", "aprovar_producao", "reprovar_producao")
 
 
-def is_analyst(session: Session, user: User) -> bool:
+def is_analyst(session: Session, user: WebUser) -> bool:
     return service.has_role(session, user.id)
 
 
@@ -120,7 +120,7 @@ def transfers(request: Request, user: PageUser, session: SessionDep):
 
 def _transfers_page(request, session, user, *, status_code=200, erros=None, alvo=None, valores=None):
     rows, total = service.transfers_page(session, None, pending_only=True, offset=0, limit=100)
-    items = [present.transfer(session, row) for row in rows]
+    items = [present.transfer(session, row, analyst=True) for row in rows]
     return render(request, "analise/titularidade.html", status_code=status_code, user=user, itens=items, total=total, base=BASE,
                   pages=PAGES, erros=erros, alvo=alvo, valores=valores or {}, decidido=request.query_params.get("decidido"))
 

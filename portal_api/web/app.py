@@ -8,9 +8,10 @@ import ipaddress
 import logging
 import secrets
 from pathlib import Path
+from typing import Awaitable, Callable, cast
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -139,30 +140,31 @@ def install(app: FastAPI, settings: PortalSettings, *, dev_login: bool = False, 
 
 def _html_errors(app: FastAPI) -> None:
     """Page paths answer errors with the error page; API paths keep the problem documents."""
-    api_problem = app.exception_handlers[problems.ProblemError]
-    api_http = app.exception_handlers[StarletteHTTPException]
-    api_validation = app.exception_handlers[RequestValidationError]
+    # The API's handlers (core.problems) are coroutine functions; Starlette's type also allows plain ones.
+    ApiHandler = Callable[[Request, Exception], Awaitable[Response]]
+    api_problem = cast(ApiHandler, app.exception_handlers[problems.ProblemError])
+    api_http = cast(ApiHandler, app.exception_handlers[StarletteHTTPException])
+    api_validation = cast(ApiHandler, app.exception_handlers[RequestValidationError])
 
+    @app.exception_handler(problems.ProblemError)
     async def on_problem(request: Request, exc: problems.ProblemError):
         if is_page_path(request.url.path):
             return render.error_page(request, exc.status, exc.detail, exc.headers)
         return await api_problem(request, exc)
 
+    @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException):
         if is_page_path(request.url.path):
             return render.error_page(request, exc.status_code)
         return await api_http(request, exc)
 
+    @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError):
         if is_page_path(request.url.path):
             # A page's bad query or path value (an id that is not a number): nothing to show.
             return render.error_page(request, 404)
         return await api_validation(request, exc)
 
+    @app.exception_handler(auth.LoginRequired)
     async def on_login_required(request: Request, exc: auth.LoginRequired):
         return auth.login_redirect(exc)
-
-    app.add_exception_handler(problems.ProblemError, on_problem)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(auth.LoginRequired, on_login_required)

@@ -24,14 +24,8 @@ import warnings
 from typing import Annotated
 from urllib.parse import quote
 
+import authlib.deprecate  # noqa: F401 - it installs an "always" filter; ours (below) must come after
 import sqlalchemy as sa
-
-import authlib.deprecate  # noqa: E402,F401 - it installs an "always" filter; ours must come after
-
-# Authlib 1.9 suggests the "httpx2" fork; the project stays on httpx (pinned, used everywhere).
-warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-from authlib.integrations.base_client import OAuthError  # noqa: E402
-from authlib.integrations.starlette_client import OAuth  # noqa: E402
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
@@ -40,6 +34,11 @@ from portal_api.core import security
 from portal_api.models import User
 from portal_api.web import csrf
 from portal_api.web.sessions import SessionStore, WebUser
+
+# Authlib 1.9 suggests the "httpx2" fork; the project stays on httpx (pinned, used everywhere).
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+from authlib.integrations.base_client import OAuthError  # noqa: E402
+from authlib.integrations.starlette_client import OAuth  # noqa: E402
 
 log = logging.getLogger("portal_api.web")
 

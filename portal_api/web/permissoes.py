@@ -49,7 +49,7 @@ def credentials_with_people(session: Session, user: User) -> list[dict]:
         rows = [dict(nome=person.name, cpf=masked_cpf(person.cpf), titular=person.id == credential.holder_user_id,
                      voce=person.id == user.id, desde=granted) for person, granted in people]
         if not any(r["titular"] for r in rows):
-            holder = session.get(User, credential.holder_user_id)
+            holder = session.get_one(User, credential.holder_user_id)
             rows.insert(0, dict(nome=holder.name, cpf=masked_cpf(holder.cpf), titular=True, voce=holder.id == user.id,
                                 desde=None))
         result.append(dict(credencial=credential, pessoas=rows, titular=credential.holder_user_id == user.id))

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from portal_api.api.deps import SessionDep
 from portal_api.core import problems
-from portal_api.models import User
 from portal_api.solicitacoes import catalog, certificates, present, schemas, service
 from portal_api.solicitacoes.models import CredentialRequest
 from portal_api.web import solicitacoes_comum as comum
+from portal_api.web.sessions import WebUser
 from portal_api.web.solicitacoes_comum import Refusal, attempt, filled, form_text
 from portal_api.web.solicitacoes_pagina import PAGES, PageUser, check_csrf, not_found_page, render
 
@@ -97,7 +97,7 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def own_draft(session: Session, request_id: int, user: User) -> CredentialRequest | None:
+def own_draft(session: Session, request_id: int, user: WebUser) -> CredentialRequest | None:
     """The user's own draft (None: not theirs, not a draft, or not there — the page
     then answers "não encontrado" or shows the request instead)."""
     row = session.get(CredentialRequest, request_id)
@@ -185,7 +185,7 @@ SISTEMA_FIELDS = ("nome", "versao", "linguagem", "arquitetura", "banco_dados", "
                   "atendimentos_dia_minimo", "atendimentos_dia_maximo", "acessos_pico", "data_inicio", "data_fim")
 
 
-def _step_context(session: Session, row: CredentialRequest, slug: str, user: User, ws: service.WorkflowServices,
+def _step_context(session: Session, row: CredentialRequest, slug: str, user: WebUser, ws: service.WorkflowServices,
                   request: Request) -> dict[str, Any]:
     summary = present.request(session, row, viewer_id=user.id, analyst=False)
     context: dict[str, Any] = dict(
@@ -417,8 +417,9 @@ async def save_integracoes(session, row, form, ws):
         return Again(refusal, {}, {})
     outcome = _update(session, row, ws, {"sistema": {**row.sistema, "integracoes": [*current, name]}}, "integracoes",
                       {"integracao": name})
-    if isinstance(outcome, Again):  # the list's refusal ("item 3: ... está repetida") belongs to the new name's field
-        outcome.refusal.fields = {"integracao": message for message in outcome.refusal.fields.values()}
+    # The list's refusal ("item 3: ... está repetida") belongs to the new name's field.
+    if isinstance(outcome, Again) and outcome.refusal.fields:
+        outcome.refusal.fields = {"integracao": list(outcome.refusal.fields.values())[-1]}
     return outcome
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import itertools
 import json
 import os
-import itertools
 import random
 import subprocess
 import sys

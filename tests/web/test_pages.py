@@ -6,7 +6,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import DESKTOP, NOBODY_CPF, PHONE, RJ, RJ_CPF, SAO_PAULO_CPF, SP, SP_DAYS, assert_accessible, login, screenshot
+from tests.web.conftest import (
+    DESKTOP,
+    NOBODY_CPF,
+    PHONE,
+    RJ,
+    RJ_CPF,
+    SAO_PAULO_CPF,
+    SP,
+    SP_DAYS,
+    assert_accessible,
+    login,
+    screenshot,
+)
 
 
 def _check(page, name: str, width: str) -> None:

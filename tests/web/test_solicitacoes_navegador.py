@@ -26,7 +26,17 @@ from portal_api.web.solicitacoes import SLUGS
 from tests.portal import requests_world as rw
 from tests.portal.pki import Pki
 from tests.web.conftest import (
-    ANALYST_CPF, DESKTOP, NOBODY_CPF, PHONE, RJ_CPF, SAO_PAULO_CPF, SP, assert_accessible, build_world, login, screenshot,
+    ANALYST_CPF,
+    DESKTOP,
+    NOBODY_CPF,
+    PHONE,
+    RJ_CPF,
+    SAO_PAULO_CPF,
+    SP,
+    assert_accessible,
+    build_world,
+    login,
+    screenshot,
     start_portal,
 )
 
@@ -138,9 +148,9 @@ def csrf_of(page) -> str:
 def sent_request(portal, cpf: str) -> int:
     """A complete request sent for analysis, made through the workflow service (the
     rejection test needs one, not the walk)."""
+    from portal_api import crud
     from portal_api.solicitacoes import schemas, service
     from portal_api.solicitacoes.service import WorkflowServices
-    from portal_api import crud
 
     ws = WorkflowServices(portal.world.settings)
     with portal.world.database.session() as session, session.begin():

@@ -156,8 +156,9 @@ def test_logout_leaves_nothing_behind(portal, new_page, browser):
 
 
 def test_forged_posts_without_the_csrf_token_are_refused(portal, new_page):
-    from portal_api.models import PersonalToken
     import sqlalchemy as sa
+
+    from portal_api.models import PersonalToken
 
     page = new_page()
     login(page, portal, SAO_PAULO_CPF, "/portal/tokens")

@@ -3,16 +3,14 @@ client credentials, like the portal's ``/token POST`` service)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import logging
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
-from portal_api import crud, schemas
+from portal_api import crud, guards, schemas
 from portal_api.api.deps import ServicesDep, SessionDep
-from portal_api import guards
 from portal_api.core import problems
 from portal_api.core.ip_ranges import client_address
 from portal_api.core.security import mask_cpf

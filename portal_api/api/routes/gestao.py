@@ -21,8 +21,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from portal_api.api import present as portal_present
 from portal_api import guards
+from portal_api.api import present as portal_present
 from portal_api.api.deps import CurrentPrincipal, ServicesDep, SessionDep
 from portal_api.api.routes.solicitacoes import AnalystFlag, Page, PageSize, WorkflowDep
 from portal_api.core import problems

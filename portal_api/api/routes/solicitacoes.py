@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -72,7 +72,10 @@ def analysed_request(solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)
 
 AnalysedRequest = Annotated[Any, Depends(analysed_request)]
 
-UfCode = Literal.__getitem__(tuple(sorted(reference.ufs())))  # type: ignore[misc]
+if TYPE_CHECKING:
+    UfCode = str  # a Literal of the UFs, known at run time only
+else:
+    UfCode = Literal.__getitem__(tuple(sorted(reference.ufs())))
 RequestId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Número da solicitação.")]
 EvidenceId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Número da evidência.")]
 Page = Annotated[int, Query(ge=1, le=100_000, description="Página (a partir de 1).")]
@@ -338,7 +341,9 @@ def upload_certificate(
     data = arquivo.file.read(certificates.MAX_UPLOAD_BYTES + 1)
     service.set_certificate(session, row, data, senha, ws)
     session.commit()
-    return _summary(session, row, principal, analyst).certificado
+    stored = _summary(session, row, principal, analyst).certificado
+    assert stored is not None  # set_certificate stored it (or raised)
+    return stored
 
 
 @router.post(

@@ -73,6 +73,7 @@ def accept_terms(
         except sa.exc.IntegrityError:
             session.rollback()
             existing = crud.acceptance(session, principal.user_id, terms)
+            assert existing is not None  # the concurrent acceptance that made ours fail
         else:
             return schemas.TermsAcceptanceOut(operation=operation, version=terms.version, accepted_at=local_time(created.accepted_at))
     body_out = schemas.TermsAcceptanceOut(operation=operation, version=terms.version, accepted_at=local_time(existing.accepted_at))
