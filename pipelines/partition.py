@@ -44,6 +44,7 @@ per-record places); both become the file's ``representations``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -54,7 +55,6 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -362,6 +362,7 @@ class _TargetFile:
         # file holds at most one in memory), large ones once the file is large
         # (fewer, cheaper compressor starts where most of the bytes are).
         view = memoryview(data)
+        piece: bytearray | memoryview
         while len(self.pending) + len(view) >= self._piece_size():
             size = self._piece_size()
             if self.pending:
@@ -376,6 +377,7 @@ class _TargetFile:
             self.pending += view
 
     def _piece_size(self) -> int:
+        assert self.gzip is not None  # only compressed files are cut in pieces
         return self.flush_bytes if self.gzip.size < GROW_PIECES_AFTER else self.flush_bytes * LARGE_PIECE_FACTOR
 
     def finish(self, day: dt.date) -> PartitionedFile:
@@ -681,7 +683,7 @@ def _batches(path: Path, batch_rows: int, total: int, prefetch: bool = True) -> 
     with ThreadPoolExecutor(1, thread_name_prefix="vacina-d1-partition-reader") as reader:
         pending = None
         for offset in offsets:
-            following = reader.submit(lambda o=offset: source.slice(o, batch_rows).collect())
+            following = reader.submit(source.slice(offset, batch_rows).collect)
             if pending is not None:
                 yield pending.result()
             pending = following
