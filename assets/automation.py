@@ -13,7 +13,6 @@ failure visible outside the UI.
   ``VACINA_D1_ALERT_WEBHOOK`` is set, a JSON POST to it.
 """
 
-
 import warnings
 from typing import Any, Sequence
 
@@ -169,9 +168,7 @@ def build_check_failure_sensor(check_keys: Sequence[AssetCheckKey]) -> SensorDef
         newest = last_seen or 0
         alerts = 0
         for key in keys:
-            records = storage.get_asset_check_execution_history(
-                key, limit=50, status={AssetCheckExecutionRecordStatus.FAILED}
-            )
+            records = storage.get_asset_check_execution_history(key, limit=50, status={AssetCheckExecutionRecordStatus.FAILED})
             for record in records:
                 newest = max(newest, record.id)
                 if last_seen is None or record.id <= last_seen:

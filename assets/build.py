@@ -1,6 +1,5 @@
 """Everything the code location ``vacina_d1`` holds, built from the settings."""
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -10,7 +10,6 @@ both cores and they share one read of each file; each still reports, passes or
 fails, and gates under its own name.
 """
 
-
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -147,9 +146,7 @@ def _build(asset_key: AssetKey, checks: dict[str, tuple[str, Evaluate]]) -> Asse
         key = context.partition_key
         work = pipeline_work.work(day_of(key), uf_of(key))
         resources = Resources(pipeline_work, object_store, catalog_db)
-        outcomes = day_checks.evaluate_all(
-            {name: functools.partial(checks[name][1], work, resources) for name in selected}
-        )
+        outcomes = day_checks.evaluate_all({name: functools.partial(checks[name][1], work, resources) for name in selected})
         for name in selected:
             outcome = outcomes[name]
             if not outcome.passed:

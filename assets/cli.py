@@ -63,7 +63,9 @@ def open_instance(home: Path) -> Iterator[tuple[Any, str]]:
         base.mkdir(parents=True, exist_ok=True)
         config = base / "dagster.yaml"
         if not config.exists():
-            config.write_text("# Instância do Dagster de `vacina-d1 run` fora da raiz do repositório.\ntelemetry:\n  enabled: false\n")
+            config.write_text(
+                "# Instância do Dagster de `vacina-d1 run` fora da raiz do repositório.\ntelemetry:\n  enabled: false\n"
+            )
         ref = InstanceRef.from_dir(str(base))
         how = f"DAGSTER_HOME={base} dagster dev -m assets.definitions"
     with DagsterInstance.from_ref(ref) as instance:
@@ -76,7 +78,9 @@ def _failure_reason(result) -> str:
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
             data = event.event_specific_data
-            failed_checks.append(f"verificação {data.asset_key.to_user_string()}/{data.check_name} não passou: {data.description}")
+            failed_checks.append(
+                f"verificação {data.asset_key.to_user_string()}/{data.check_name} não passou: {data.description}"
+            )
         elif event.event_type_value == "STEP_FAILURE":
             data = event.event_specific_data
             failure = getattr(data, "user_failure_data", None)
@@ -190,7 +194,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     ui_hint = summary.pop("_ui_hint")
     emit(summary)
     outcome = (
-        f"versão {summary['version']} publicada" if summary["version"] is not None else f"nada mudou, versão {summary['current_version']} continua valendo"
+        f"versão {summary['version']} publicada"
+        if summary["version"] is not None
+        else f"nada mudou, versão {summary['current_version']} continua valendo"
     )
     print(
         "\n".join(

@@ -15,7 +15,6 @@ they are::
     d1_uf_staged_files ──> d1_uf_publication
 """
 
-
 from dataclasses import dataclass
 
 from dagster import (
@@ -101,6 +100,7 @@ def build_assets(
 ) -> D1Assets:
     """``gates``: for each publication asset, the blocking checks (by asset) that must
     have passed before it publishes."""
+
     @multi_asset(
         name="rnds_extract",
         specs=[

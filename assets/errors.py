@@ -25,7 +25,9 @@ def retryable(exc: BaseException) -> bool:
 
     if isinstance(exc, ObjectNotFound):
         return False
-    if isinstance(exc, (StorageError, PublishError, sa.exc.OperationalError, sa.exc.InterfaceError, TimeoutError, ConnectionError)):
+    if isinstance(
+        exc, (StorageError, PublishError, sa.exc.OperationalError, sa.exc.InterfaceError, TimeoutError, ConnectionError)
+    ):
         return True
     return isinstance(exc, OSError) and not isinstance(exc, _PERMANENT_OS_ERRORS)
 

@@ -37,7 +37,10 @@ class ScrubConfig(Config):
 
 @op(description="Relê os objetos publicados nos últimos dias e confere tamanho e SHA-256 com o catálogo e os manifestos.")
 def d1_scrub(
-    context: OpExecutionContext, config: ScrubConfig, object_store: ObjectStore, catalog_db: CatalogDb,
+    context: OpExecutionContext,
+    config: ScrubConfig,
+    object_store: ObjectStore,
+    catalog_db: CatalogDb,
     pipeline_work: PipelineWork,
 ) -> None:
     from serving.alerts import raise_alert
@@ -53,9 +56,15 @@ def d1_scrub(
     if report.ok:
         return
     raise_alert(
-        {"tipo": "arquivos danificados", "detectado por": "varredura", "desde": since.isoformat(),
-         "objetos": summary["bad_keys"][:50], "novos": len(new)},
-        pipeline_work.home_dir(), context.log,
+        {
+            "tipo": "arquivos danificados",
+            "detectado por": "varredura",
+            "desde": since.isoformat(),
+            "objetos": summary["bad_keys"][:50],
+            "novos": len(new),
+        },
+        pipeline_work.home_dir(),
+        context.log,
     )
     raise Failure(
         description=f"{summary['bad']} objeto(s) não conferem com o catálogo: {', '.join(summary['bad_keys'][:10])}",

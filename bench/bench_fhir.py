@@ -73,7 +73,11 @@ def main() -> None:
         t_full, n_full = timed(full)
         assert n_source == n_full == args.records
         print(f"input: {args.records} documents, {size_mb:.1f} MB NDJSON")
-        for name, seconds in (("baseline json.loads", t_base), ("FhirSource.batches", t_source), ("extract (validate+hash+parquet)", t_full)):
+        for name, seconds in (
+            ("baseline json.loads", t_base),
+            ("FhirSource.batches", t_source),
+            ("extract (validate+hash+parquet)", t_full),
+        ):
             print(f"{name:34s} {seconds:7.2f} s  {args.records / seconds:10,.0f} docs/s  x{seconds / t_base:5.1f} baseline")
 
 

@@ -43,9 +43,16 @@ def _entry(world):
         user_id = crud.user_by_cpf(session, w.ANA_CPF).id
         credential_id = crud.credential_by_number(session, "3804/2024").id
     return dict(
-        published_file_id=published.id, operation=w.DF, day=published.day, file_version=published.version,
-        file_sha256=published.sha256, user_id=user_id, credential_id=credential_id, representation="csv.gz",
-        delivery="stream", client_address="127.0.0.1",
+        published_file_id=published.id,
+        operation=w.DF,
+        day=published.day,
+        file_version=published.version,
+        file_sha256=published.sha256,
+        user_id=user_id,
+        credential_id=credential_id,
+        representation="csv.gz",
+        delivery="stream",
+        client_address="127.0.0.1",
     )
 
 
@@ -53,9 +60,11 @@ def bench_log(world, appends: int, label: str) -> None:
     engine = world.database.engine
     fields = _entry(world)
     scratch = sa.Table(
-        f"bench_plain_{uuid.uuid4().hex[:8]}", sa.MetaData(),
+        f"bench_plain_{uuid.uuid4().hex[:8]}",
+        sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        *[sa.Column(name, sa.String(80)) for name in fields], sa.Column("created_at", sa.DateTime(timezone=True)),
+        *[sa.Column(name, sa.String(80)) for name in fields],
+        sa.Column("created_at", sa.DateTime(timezone=True)),
     )
     scratch.create(engine)
     row = {k: str(v) for k, v in fields.items()}
@@ -82,7 +91,11 @@ def bench_log(world, appends: int, label: str) -> None:
     mine4 = _timed(lambda: threaded(chained, appends))
     total = 2 * appends
     with engine.connect() as conn:
-        select = _timed(lambda: conn.execute(sa.select(*[getattr(download_log.DownloadLogEntry, n) for n in download_log.HASHED_FIELDS])).all())
+        select = _timed(
+            lambda: conn.execute(
+                sa.select(*[getattr(download_log.DownloadLogEntry, n) for n in download_log.HASHED_FIELDS])
+            ).all()
+        )
     result = None
 
     def verify():
@@ -93,15 +106,19 @@ def bench_log(world, appends: int, label: str) -> None:
     assert result.ok and result.entries == total, result
     print(f"| {label} | append, 1 thread | {appends / base:,.0f}/s | {appends / mine:,.0f}/s | {mine / base:.2f} |")
     print(f"| {label} | append, 4 threads | {appends / base4:,.0f}/s | {appends / mine4:,.0f}/s | {mine4 / base4:.2f} |")
-    print(f"| {label} | verify-log ({total:,} entries) | {total / select:,.0f}/s | {total / check:,.0f}/s | {check / select:.2f} |")
+    print(
+        f"| {label} | verify-log ({total:,} entries) | {total / select:,.0f}/s | {total / check:,.0f}/s | {check / select:.2f} |"
+    )
     scratch.drop(engine)
 
 
 def bench_download(world, tmp: Path) -> None:
     published = world.file(w.DF, dt.date(2026, 11, 21))
     env = {
-        "VACINA_D1_HOME": str(world.settings.home), "VACINA_D1_CATALOG_URL": world.settings.resolved_catalog_url,
-        "VACINA_D1_STORAGE_URL": world.settings.resolved_storage_url, "VACINA_D1_TOKEN_KEY": w.TOKEN_KEY,
+        "VACINA_D1_HOME": str(world.settings.home),
+        "VACINA_D1_CATALOG_URL": world.settings.resolved_catalog_url,
+        "VACINA_D1_STORAGE_URL": world.settings.resolved_storage_url,
+        "VACINA_D1_TOKEN_KEY": w.TOKEN_KEY,
     }
     server = start_portal(tmp, env)
     try:

@@ -64,10 +64,18 @@ def bare(records: int, work: Path) -> dict:
     home.mkdir(parents=True)
     gen_s, gen_rss, gen = measured(
         [str(BIN / "vacina-d1"), "generate", "--date", DAY, "--records", str(records), "--seed", str(SEED), "--out", str(day)],
-        env, work,
+        env,
+        work,
     )
     pub_s, pub_rss, pub = measured([str(BIN / "vacina-d1"), "publish", "--date", DAY, "--input", str(day)], env, work)
-    return {"seconds": gen_s + pub_s, "generate": gen_s, "publish": pub_s, "rss": max(gen_rss, pub_rss), "files": pub["files"], "valid": gen["valid"]}
+    return {
+        "seconds": gen_s + pub_s,
+        "generate": gen_s,
+        "publish": pub_s,
+        "rss": max(gen_rss, pub_rss),
+        "files": pub["files"],
+        "valid": gen["valid"],
+    }
 
 
 def steps_of(dagster_home: Path, run_id: str) -> dict[str, float]:
@@ -100,9 +108,14 @@ def dagster(records: int, work: Path) -> dict:
     assets = {k: v for k, v in steps.items() if k in ("rnds_extract", "d1_staged_files", "d1_publication")}
     checks = {k: v for k, v in steps.items() if k not in assets}
     return {
-        "seconds": seconds, "rss": rss, "files": summary["files"], "valid": summary["valid"],
-        "assets": assets, "checks": checks,
-        "assets_s": sum(assets.values()), "checks_s": sum(checks.values()),
+        "seconds": seconds,
+        "rss": rss,
+        "files": summary["files"],
+        "valid": summary["valid"],
+        "assets": assets,
+        "checks": checks,
+        "assets_s": sum(assets.values()),
+        "checks_s": sum(checks.values()),
         "rest_s": seconds - sum(steps.values()),
     }
 

@@ -69,7 +69,9 @@ def run_measured(argv: list[str]) -> tuple[float, int, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, nargs="+", default=[1_000_000, 5_000_000])
-    parser.add_argument("--stages", nargs="+", default=["source", "validate", "generate"], choices=["source", "validate", "generate"])
+    parser.add_argument(
+        "--stages", nargs="+", default=["source", "validate", "generate"], choices=["source", "validate", "generate"]
+    )
     args = parser.parse_args()
     python = sys.executable
     cli = str(Path(python).with_name("vacina-d1"))
@@ -94,7 +96,9 @@ def main() -> None:
             ratio = f"{seconds / baseline:9.2f}" if baseline else f"{'-':>9}"
             print(f"{records:>10,} {stage:>9} {seconds:9.1f} {records / seconds:12,.0f} {rss:13,} {ratio}", flush=True)
         if "generate" in args.stages:
-            print(f"{'':>10} staging: {size / 2**20:,.0f} MiB ({size / records:.0f} bytes/registro), quarentena: {report['quarantined']:,}")
+            print(
+                f"{'':>10} staging: {size / 2**20:,.0f} MiB ({size / records:.0f} bytes/registro), quarentena: {report['quarantined']:,}"
+            )
 
 
 if __name__ == "__main__":

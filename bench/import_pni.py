@@ -92,7 +92,14 @@ def stage(name: str, path: Path, work: Path, days: int) -> dict:
         result = {"rows": sum(batch.height for batch in PniCsvSource(path).batches())}
     elif name == "one-day":
         source = PniCsvSource(path)
-        counts = extract(source.batches(), work / "dia.parquet", work / "dia.rejects.parquet", today=today, day=FIRST_DAY + dt.timedelta(days=days // 2), source=source)
+        counts = extract(
+            source.batches(),
+            work / "dia.parquet",
+            work / "dia.rejects.parquet",
+            today=today,
+            day=FIRST_DAY + dt.timedelta(days=days // 2),
+            source=source,
+        )
         result = {"rows": counts.read + counts.outside_day, "valid": counts.valid, "quarantined": counts.quarantined}
     elif name == "split":
         days = split_by_entry_day(PniCsvSource(path), work / "dias", today=today)
@@ -107,7 +114,13 @@ def stage(name: str, path: Path, work: Path, days: int) -> dict:
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu"] = round(usage.ru_utime + usage.ru_stime, 2)  # the whole process, imports included
-    return {**result, "stage": name, "seconds": round(seconds, 2), "rows_per_s": int(result["rows"] / seconds), "peak_rss_mb": peak_rss_mb()}
+    return {
+        **result,
+        "stage": name,
+        "seconds": round(seconds, 2),
+        "rows_per_s": int(result["rows"] / seconds),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def main() -> None:
@@ -138,11 +151,16 @@ def main() -> None:
             work.mkdir()
             done = subprocess.run(
                 [sys.executable, __file__, "--stage", name, "--input", str(path), "--work", str(work), "--days", str(args.days)],
-                capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         base = results["unzip"]
-        print(f"{'etapa':<8} {'s':>8} {'linhas/s':>11} {'MB/s':>7} {'x unzip':>8} {'CPU s':>7} {'CPU x unzip':>12} {'pico RSS MB':>12}")
+        print(
+            f"{'etapa':<8} {'s':>8} {'linhas/s':>11} {'MB/s':>7} {'x unzip':>8} {'CPU s':>7} {'CPU x unzip':>12} {'pico RSS MB':>12}"
+        )
         for name, r in results.items():
             print(
                 f"{name:<8} {r['seconds']:>8.1f} {r['rows_per_s']:>11,} {size / 1e6 / r['seconds']:>7.0f} "

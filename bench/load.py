@@ -58,10 +58,15 @@ def files_of(world: w.World) -> list[dict]:
     out = []
     for day in DAYS:
         record = world.database.catalog.current_file(w.DF, day)
-        out.append({
-            "id": record.id, "sha256": record.sha256_stored, "size": record.bytes_stored,
-            "path": str(world.storage.path_of(record.object_key)), "static_path": f"/estatico/{record.object_key}",
-        })
+        out.append(
+            {
+                "id": record.id,
+                "sha256": record.sha256_stored,
+                "size": record.bytes_stored,
+                "path": str(world.storage.path_of(record.object_key)),
+                "static_path": f"/estatico/{record.object_key}",
+            }
+        )
     return out
 
 
@@ -86,10 +91,32 @@ def run_locust(base_url: str, config: dict, work: Path, users: int, seconds: int
     prefix = work / "locust"
     spawn = max(1, users // 2)  # all users within ~2 s
     done = subprocess.run(
-        [str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(spawn),
-         "-t", f"{seconds}s", "--host", base_url, "--csv", str(prefix), "--only-summary", "--stop-timeout", "30",
-         "--loglevel", "WARNING", user_class],
-        env={**os.environ, "LOAD_CONFIG": str(config_path)}, capture_output=True, text=True, timeout=seconds + 180,
+        [
+            str(BIN / "locust"),
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(spawn),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            base_url,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--stop-timeout",
+            "30",
+            "--loglevel",
+            "WARNING",
+            user_class,
+        ],
+        env={**os.environ, "LOAD_CONFIG": str(config_path)},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 180,
     )
     if not (work / "counters.json").exists():
         raise RuntimeError(f"locust falhou ({done.returncode}): {done.stderr[-3000:]}")
@@ -140,8 +167,13 @@ def scenario(name, world, tmp, args, *, behind_nginx: bool, static: bool = False
     work = tmp / name
     work.mkdir(parents=True)
     files = files_of(world)
-    config = {"mode": "static" if static else "portal", "files": files, "counters": str(work / "counters.json"),
-              "listing": [{"operation": w.DF, "year": 2026, "month": 11}], "tokens": []}
+    config = {
+        "mode": "static" if static else "portal",
+        "files": files,
+        "counters": str(work / "counters.json"),
+        "listing": [{"operation": w.DF, "year": 2026, "month": 11}],
+        "tokens": [],
+    }
     portal = proxy = None
     try:
         if static:
@@ -199,8 +231,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="linhas de cada arquivo DF baixado")
     parser.add_argument("--postgres", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--only", default="static,sqlite,postgres")
-    parser.add_argument("--no-listing-phase", dest="listing_phase", action="store_false",
-                        help="sem a fase só de listagem (a latência do servidor sem o custo do cliente nos downloads)")
+    parser.add_argument(
+        "--no-listing-phase",
+        dest="listing_phase",
+        action="store_false",
+        help="sem a fase só de listagem (a latência do servidor sem o custo do cliente nos downloads)",
+    )
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     results = []
@@ -235,14 +271,37 @@ def main() -> None:
         else:
             r["ratio_to_bare_nginx"] = round(r["download_mb_s"] / baseline, 2) if baseline else None
     print(json.dumps({"users": args.users, "seconds": args.seconds, "workers": args.workers, "results": results}, indent=1))
-    header = ("cenário", "req/s", "lista p50/p99 ms", "download p50/p99 ms", "MB/s", "× nginx", "erros 5xx",
-              "corpos quebrados", "transferências", "registro")
+    header = (
+        "cenário",
+        "req/s",
+        "lista p50/p99 ms",
+        "download p50/p99 ms",
+        "MB/s",
+        "× nginx",
+        "erros 5xx",
+        "corpos quebrados",
+        "transferências",
+        "registro",
+    )
     print(" | ".join(header))
     for r in results:
-        print(" | ".join(str(x) for x in (
-            r["scenario"], r["req_per_s"], f"{r['listing_p50_ms']:.0f}/{r['listing_p99_ms']:.0f}",
-            f"{r['download_p50_ms']:.0f}/{r['download_p99_ms']:.0f}", r["download_mb_s"], r["ratio_to_bare_nginx"],
-            r["server_errors"], r["broken_bodies"], r["transfers_started"], r["log_entries"])))
+        print(
+            " | ".join(
+                str(x)
+                for x in (
+                    r["scenario"],
+                    r["req_per_s"],
+                    f"{r['listing_p50_ms']:.0f}/{r['listing_p99_ms']:.0f}",
+                    f"{r['download_p50_ms']:.0f}/{r['download_p99_ms']:.0f}",
+                    r["download_mb_s"],
+                    r["ratio_to_bare_nginx"],
+                    r["server_errors"],
+                    r["broken_bodies"],
+                    r["transfers_started"],
+                    r["log_entries"],
+                )
+            )
+        )
 
 
 if __name__ == "__main__":

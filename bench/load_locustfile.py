@@ -20,8 +20,15 @@ CONFIG = json.loads(open(os.environ["LOAD_CONFIG"]).read())
 FILES = CONFIG["files"]
 DATA = {f["id"]: open(f["path"], "rb").read() for f in FILES}
 STATIC = CONFIG["mode"] == "static"
-COUNTERS = {"transfers_started": 0, "complete_ok": 0, "ranges_ok": 0, "broken_bodies": 0, "server_errors": 0,
-            "download_bytes": 0, "other_errors": 0}
+COUNTERS = {
+    "transfers_started": 0,
+    "complete_ok": 0,
+    "ranges_ok": 0,
+    "broken_bodies": 0,
+    "server_errors": 0,
+    "download_bytes": 0,
+    "other_errors": 0,
+}
 
 
 @events.test_stop.add_listener
@@ -53,7 +60,10 @@ class _User(FastHttpUser):
         elif kind == "meses":
             url, name = f"/operations/{place['operation']}/years/{place['year']}/months", "listagem-meses"
         else:
-            url, name = f"/operations/{place['operation']}/years/{place['year']}/months/{place['month']}/files", "listagem-arquivos"
+            url, name = (
+                f"/operations/{place['operation']}/years/{place['year']}/months/{place['month']}/files",
+                "listagem-arquivos",
+            )
         with self.client.get(url, headers=self.headers, name=name, catch_response=True) as response:
             self._classify(response)
             if response.status_code != 200:

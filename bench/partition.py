@@ -51,9 +51,19 @@ OUT = ROOT / "bench" / "out"
 DAY = "2026-11-21"
 SEED = 1
 VARIANTS = (
-    "ours-plain", "ours-gzip", "ours-gzip-parquet", "ours-publish", "ours-publish-csv", "ours-publish-all",
-    "floor", "floor-input",
-    "duckdb", "duckdb-4gb", "polars-sink", "polars-groups", "pandas",
+    "ours-plain",
+    "ours-gzip",
+    "ours-gzip-parquet",
+    "ours-publish",
+    "ours-publish-csv",
+    "ours-publish-all",
+    "floor",
+    "floor-input",
+    "duckdb",
+    "duckdb-4gb",
+    "polars-sink",
+    "polars-groups",
+    "pandas",
 )
 
 
@@ -91,14 +101,22 @@ def polars_expanded(path: Path):
     tp = contract.TERRITORY_COLUMN
     prefix = pl.lit("imunizacao-total-")
     parts = [
-        lf.select(*cols, pl.when(ru == eu).then(pl.lit("ambos")).otherwise(pl.lit("ocorrencia")).alias(tp),
-                  (prefix + eu.str.to_lowercase()).alias("_op")),
-        lf.filter(ru.is_not_null() & (ru != eu)).select(*cols, pl.lit("residencia").alias(tp),
-                                                        (prefix + ru.str.to_lowercase()).alias("_op")),
-        lf.select(*cols, pl.when(rm == em).then(pl.lit("ambos")).otherwise(pl.lit("ocorrencia")).alias(tp),
-                  (prefix + eu.str.to_lowercase() + pl.lit("-") + em).alias("_op")),
-        lf.filter(rm.is_not_null() & (rm != em)).select(*cols, pl.lit("residencia").alias(tp),
-                                                        (prefix + ru.str.to_lowercase() + pl.lit("-") + rm).alias("_op")),
+        lf.select(
+            *cols,
+            pl.when(ru == eu).then(pl.lit("ambos")).otherwise(pl.lit("ocorrencia")).alias(tp),
+            (prefix + eu.str.to_lowercase()).alias("_op"),
+        ),
+        lf.filter(ru.is_not_null() & (ru != eu)).select(
+            *cols, pl.lit("residencia").alias(tp), (prefix + ru.str.to_lowercase()).alias("_op")
+        ),
+        lf.select(
+            *cols,
+            pl.when(rm == em).then(pl.lit("ambos")).otherwise(pl.lit("ocorrencia")).alias(tp),
+            (prefix + eu.str.to_lowercase() + pl.lit("-") + em).alias("_op"),
+        ),
+        lf.filter(rm.is_not_null() & (rm != em)).select(
+            *cols, pl.lit("residencia").alias(tp), (prefix + ru.str.to_lowercase() + pl.lit("-") + rm).alias("_op")
+        ),
     ]
     return pl.concat(parts)
 
@@ -134,12 +152,21 @@ def child(variant: str, path: Path, out: Path) -> dict:
 
         extra = variant == "ours-gzip-parquet"
         result = partition_day(
-            path, out / "staging", day=dt.date.fromisoformat(DAY), gzip_level=None if variant == "ours-plain" else 2,
-            parquet=extra, indicators=extra,
+            path,
+            out / "staging",
+            day=dt.date.fromisoformat(DAY),
+            gzip_level=None if variant == "ours-plain" else 2,
+            parquet=extra,
+            indicators=extra,
         )
-        return {"files": len(result.files), "rows": result.rows, "bytes_csv": result.bytes_csv,
-                "bytes_stored": result.bytes_stored, "timings": result.timings,
-                "bytes_representations": sum(r.bytes for f in result.files for r in f.representations)}
+        return {
+            "files": len(result.files),
+            "rows": result.rows,
+            "bytes_csv": result.bytes_csv,
+            "bytes_stored": result.bytes_stored,
+            "timings": result.timings,
+            "bytes_representations": sum(r.bytes for f in result.files for r in f.representations),
+        }
     if variant in ("ours-publish-csv", "ours-publish-all"):
         import time
 
@@ -154,10 +181,16 @@ def child(variant: str, path: Path, out: Path) -> dict:
         result = partition_day(path, out / "staging", day=dt.date.fromisoformat(DAY), parquet=extra, indicators=extra)
         partitioned = time.perf_counter()
         outcome = publish_day(LocalStorage(out / "storage"), catalog, staged_day_from(result))
-        return {"files": outcome.files, "rows": outcome.rows, "bytes_csv": outcome.bytes_csv,
-                "bytes_stored": outcome.bytes_stored, "partition_seconds": round(partitioned - started, 2),
-                "publish_seconds": round(time.perf_counter() - partitioned, 2), "timings": outcome.timings,
-                "partition_timings": result.timings}
+        return {
+            "files": outcome.files,
+            "rows": outcome.rows,
+            "bytes_csv": outcome.bytes_csv,
+            "bytes_stored": outcome.bytes_stored,
+            "partition_seconds": round(partitioned - started, 2),
+            "publish_seconds": round(time.perf_counter() - partitioned, 2),
+            "timings": outcome.timings,
+            "partition_timings": result.timings,
+        }
     if variant == "ours-publish":
         from pipelines.publish_day import run_publish
         from serving.catalog import Catalog
@@ -165,7 +198,10 @@ def child(variant: str, path: Path, out: Path) -> dict:
 
         catalog = Catalog(f"sqlite:///{out / 'catalog.db'}").upgrade()
         summary = run_publish(
-            path, dt.date.fromisoformat(DAY), storage=LocalStorage(out / "storage"), catalog=catalog,
+            path,
+            dt.date.fromisoformat(DAY),
+            storage=LocalStorage(out / "storage"),
+            catalog=catalog,
             staging_root=out / "staging",
         )
         return {k: summary[k] for k in ("files", "rows", "bytes_csv", "bytes_stored", "partition_seconds", "publish_seconds")}
@@ -230,8 +266,7 @@ def child(variant: str, path: Path, out: Path) -> dict:
         parts = [
             df.assign(**{tp: np.where(ru == eu, "ambos", "ocorrencia"), "_op": "imunizacao-total-" + eu.str.lower()}),
             df[ru.notna() & (ru != eu)].assign(**{tp: "residencia", "_op": "imunizacao-total-" + ru.str.lower()}),
-            df.assign(**{tp: np.where(rm == em, "ambos", "ocorrencia"),
-                         "_op": "imunizacao-total-" + eu.str.lower() + "-" + em}),
+            df.assign(**{tp: np.where(rm == em, "ambos", "ocorrencia"), "_op": "imunizacao-total-" + eu.str.lower() + "-" + em}),
             df[rm.notna() & (rm != em)].assign(
                 **{tp: "residencia", "_op": "imunizacao-total-" + ru.str.lower() + "-" + rm.astype("str")}
             ),
@@ -254,9 +289,20 @@ def ensure_input(records: int) -> Path:
     if not path.exists():
         OUT.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [str(Path(sys.executable).parent / "vacina-d1"), "generate", "--date", DAY, "--records", str(records),
-             "--seed", str(SEED), "--out", str(path)],
-            check=True, cwd=ROOT,
+            [
+                str(Path(sys.executable).parent / "vacina-d1"),
+                "generate",
+                "--date",
+                DAY,
+                "--records",
+                str(records),
+                "--seed",
+                str(SEED),
+                "--out",
+                str(path),
+            ],
+            check=True,
+            cwd=ROOT,
         )
     return path
 
@@ -283,7 +329,10 @@ def measure(variant: str, path: Path, max_rss_mb: int, timeout: float) -> dict:
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--child", variant, "--input", str(path), "--out", str(work)],
-            stdout=stdout, stderr=stderr, cwd=ROOT, text=True,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=ROOT,
+            text=True,
         )
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)

@@ -54,8 +54,13 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, str]
     with tempfile.NamedTemporaryFile(suffix=".rss", delete=False) as handle:
         report = Path(handle.name)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(report), *argv], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", LAUNCHER, str(report), *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     peak = int(report.read_text() or 0) / 1024
     report.unlink()
@@ -80,8 +85,10 @@ def main() -> None:
         for day in days:
             world.publish(day, {sw.SP_CITY: sw.day_rows(day, args.rows)})
         total_bytes = sum(world.gz[(sw.SP_CITY, day)].__len__() for day in days)
-        print(f"mês publicado: {args.days} arquivos, {args.days * args.rows} registros, "
-              f"{total_bytes / 1e6:.1f} MB gzip ({time.perf_counter() - started:.0f} s para gerar)")
+        print(
+            f"mês publicado: {args.days} arquivos, {args.days * args.rows} registros, "
+            f"{total_bytes / 1e6:.1f} MB gzip ({time.perf_counter() - started:.0f} s para gerar)"
+        )
         server = sw.serve(tmp, world)
         try:
             token = world.world.personal_tokens[sw.USER_CPF]
@@ -96,8 +103,19 @@ def main() -> None:
             out.mkdir()
             seconds = peak = 0.0
             for url, day in zip(urls, days):
-                s, p, code, _ = timed([curl, "-sS", "-f", "-o", str(out / f"{day}.csv.gz"), "-H",
-                                       f"Authorization: {headers['Authorization']}", url], env)
+                s, p, code, _ = timed(
+                    [
+                        curl,
+                        "-sS",
+                        "-f",
+                        "-o",
+                        str(out / f"{day}.csv.gz"),
+                        "-H",
+                        f"Authorization: {headers['Authorization']}",
+                        url,
+                    ],
+                    env,
+                )
                 assert code == 0
                 seconds += s
                 peak = max(peak, p)
@@ -112,8 +130,13 @@ def main() -> None:
             assert code == 0
             rows.append(("curl, um processo para todos", s, p, len(urls)))
 
-            sync_env = {**env, "VACINA_D1_URL": server.url, "VACINA_D1_CPF": sw.USER_CPF, "VACINA_D1_TOKEN": token,
-                        "VACINA_D1_CONFIG": str(tmp / "nao-existe.toml")}
+            sync_env = {
+                **env,
+                "VACINA_D1_URL": server.url,
+                "VACINA_D1_CPF": sw.USER_CPF,
+                "VACINA_D1_TOKEN": token,
+                "VACINA_D1_CONFIG": str(tmp / "nao-existe.toml"),
+            }
             dest = tmp / "sync"
             base = [str(BIN / "vacina-d1"), "sync", "--operation", sw.SP_CITY, "--since", first.isoformat(), "--dest", str(dest)]
             s, p, code, stdout = timed(base, sync_env)

@@ -215,11 +215,23 @@ def _duckdb_sql(csv: Path, out: Path, today: str) -> tuple[str, list[str]]:
     rules = [
         ("co_documento is not null and not regexp_full_match(co_documento, '[A-Za-z0-9.\\-]{1,64}')", "co_documento_invalido"),
         ("co_municipio_estabelecimento = '999999'", "municipio_estabelecimento_desconhecido"),
-        ("co_municipio_estabelecimento <> '999999' and co_municipio_estabelecimento not in (select ibge6 from m)", "municipio_estabelecimento_invalido"),
-        ("sg_uf_estabelecimento <> (select uf from m where m.ibge6 = co_municipio_estabelecimento)", "uf_estabelecimento_inconsistente"),
-        ("co_municipio_paciente <> '999999' and co_municipio_paciente not in (select ibge6 from m)", "municipio_paciente_invalido"),
+        (
+            "co_municipio_estabelecimento <> '999999' and co_municipio_estabelecimento not in (select ibge6 from m)",
+            "municipio_estabelecimento_invalido",
+        ),
+        (
+            "sg_uf_estabelecimento <> (select uf from m where m.ibge6 = co_municipio_estabelecimento)",
+            "uf_estabelecimento_inconsistente",
+        ),
+        (
+            "co_municipio_paciente <> '999999' and co_municipio_paciente not in (select ibge6 from m)",
+            "municipio_paciente_invalido",
+        ),
         ("sg_uf_paciente <> 'XX' and sg_uf_paciente not in (select uf from u)", "uf_paciente_invalida"),
-        ("sg_uf_paciente <> 'XX' and sg_uf_paciente <> (select uf from m where m.ibge6 = co_municipio_paciente)", "uf_paciente_inconsistente"),
+        (
+            "sg_uf_paciente <> 'XX' and sg_uf_paciente <> (select uf from m where m.ibge6 = co_municipio_paciente)",
+            "uf_paciente_inconsistente",
+        ),
         ("not regexp_full_match(co_cnes_estabelecimento, '[0-9]{7}')", "cnes_invalido"),
         (f"dt_vacina is not null and {date('dt_vacina')} is null", "dt_vacina_invalida"),
         (f"{date('dt_vacina')} < date '1900-01-01'", "dt_vacina_implausivel"),
@@ -233,8 +245,12 @@ def _duckdb_sql(csv: Path, out: Path, today: str) -> tuple[str, list[str]]:
     ]
     reasons += [f"case when coalesce({cond}, false) then '{code}' end" for cond, code in rules]
     sql = DUCKDB_PIPELINE.format(
-        csv=csv, out=out, normalised=",\n    ".join(exprs), reasons=", ".join(reasons),
-        cols=", ".join(contract.SOURCE_COLUMNS), tp=contract.TERRITORY_COLUMN,
+        csv=csv,
+        out=out,
+        normalised=",\n    ".join(exprs),
+        reasons=", ".join(reasons),
+        cols=", ".join(contract.SOURCE_COLUMNS),
+        tp=contract.TERRITORY_COLUMN,
     )
     return sql, [s for s in sql.split(";\n") if s.strip()]
 
@@ -252,7 +268,9 @@ def child(variant: str, work: Path, records: int, duckdb_memory: str) -> dict:
 
         munis = reference.municipios()
         con = duckdb.connect()
-        con.execute(f"set memory_limit = '{duckdb_memory}'; set temp_directory = '{work / 'spill'}'; set preserve_insertion_order = false")
+        con.execute(
+            f"set memory_limit = '{duckdb_memory}'; set temp_directory = '{work / 'spill'}'; set preserve_insertion_order = false"
+        )
         con.execute("create table m (ibge6 varchar, uf varchar)")
         con.executemany("insert into m values (?, ?)", [(m.ibge6, m.uf) for m in munis.values()])
         con.execute("create table u (uf varchar)")
@@ -280,7 +298,11 @@ def child(variant: str, work: Path, records: int, duckdb_memory: str) -> dict:
 
         polars_expanded(work.parent / "staging.parquet").sink_csv(
             pl.PartitionBy(work / "polars", key="_op", include_key=False),
-            separator=";", include_bom=True, mkdir=True, compression="gzip", compression_level=2,
+            separator=";",
+            include_bom=True,
+            mkdir=True,
+            compression="gzip",
+            compression_level=2,
         )
         return {"files": sum(1 for p in (work / "polars").rglob("*") if p.is_file())}
     if variant == "write-csv":
@@ -313,7 +335,9 @@ def measure(variant: str, work: Path, records: int, args: argparse.Namespace) ->
         summary = _json(result["stdout"])
         steps = _steps(dagster_home, summary["run_id"])
         checks = sum(v for k, v in steps.items() if "checks" in k)
-        result.update(files=summary["files"], rows=summary["rows"], steps={k: round(v, 2) for k, v in steps.items()}, checks_s=checks)
+        result.update(
+            files=summary["files"], rows=summary["rows"], steps={k: round(v, 2) for k, v in steps.items()}, checks_s=checks
+        )
         return result
     if variant in ("import+publish", "publish"):
         home = work / "var"
@@ -322,7 +346,12 @@ def measure(variant: str, work: Path, records: int, args: argparse.Namespace) ->
         total = {"seconds": 0.0, "cpu": 0.0, "rss_mb": 0.0}
         if variant == "import+publish":
             staging = work / "staging.parquet"
-            step = measured([cli, "import", "--format", "pni-csv", "--input", str(csv), "--date", DAY, "--out", str(staging)], env, work, args.max_rss_mb)
+            step = measured(
+                [cli, "import", "--format", "pni-csv", "--input", str(csv), "--date", DAY, "--out", str(staging)],
+                env,
+                work,
+                args.max_rss_mb,
+            )
             if "stopped" in step:
                 return step
             total.update(seconds=step["seconds"], cpu=step["cpu"], rss_mb=step["rss_mb"], import_s=step["seconds"])
@@ -336,8 +365,12 @@ def measure(variant: str, work: Path, records: int, args: argparse.Namespace) ->
         total.update(publish_s=step["seconds"], files=summary["files"], rows=summary["rows"])
         return total
     if variant == "generate":
-        return measured([cli, "generate", "--date", DAY, "--records", str(records), "--seed", str(SEED), "--out", str(work / "g.parquet")],
-                        _env(work / "var"), work, args.max_rss_mb)
+        return measured(
+            [cli, "generate", "--date", DAY, "--records", str(records), "--seed", str(SEED), "--out", str(work / "g.parquet")],
+            _env(work / "var"),
+            work,
+            args.max_rss_mb,
+        )
     if variant == "help":
         best = {"seconds": float("inf")}
         base = float("inf")
@@ -349,8 +382,21 @@ def measure(variant: str, work: Path, records: int, args: argparse.Namespace) ->
         best["python_s"] = base
         return best
     result = measured(
-        [sys.executable, __file__, "--child", variant, "--work", str(work), "--records", str(records), "--duckdb-memory", args.duckdb_memory],
-        _env(work / "var"), work, args.max_rss_mb,
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            variant,
+            "--work",
+            str(work),
+            "--records",
+            str(records),
+            "--duckdb-memory",
+            args.duckdb_memory,
+        ],
+        _env(work / "var"),
+        work,
+        args.max_rss_mb,
     )
     if "stopped" not in result:
         result.update(json.loads(result["stdout"].strip().splitlines()[-1]))
@@ -376,16 +422,38 @@ def main() -> None:
         try:
             started = time.perf_counter()
             # In a child: this process stays small, so the children's peak RSS is their own.
-            written = measured([sys.executable, __file__, "--child", "write-csv", "--work", str(base), "--records", str(records)],
-                               _env(base / "var"), base, args.max_rss_mb)
+            written = measured(
+                [sys.executable, __file__, "--child", "write-csv", "--work", str(base), "--records", str(records)],
+                _env(base / "var"),
+                base,
+                args.max_rss_mb,
+            )
             rows = json.loads(written["stdout"].strip().splitlines()[-1])["rows"]
             # The staging the floor, publish and polars-sink read: this very CSV imported once.
-            prep = measured([str(BIN / "vacina-d1"), "import", "--format", "pni-csv", "--input", str(base / "dia.csv"),
-                             "--date", DAY, "--out", str(base / "staging.parquet")], _env(base / "var"), base, args.max_rss_mb)
+            prep = measured(
+                [
+                    str(BIN / "vacina-d1"),
+                    "import",
+                    "--format",
+                    "pni-csv",
+                    "--input",
+                    str(base / "dia.csv"),
+                    "--date",
+                    DAY,
+                    "--out",
+                    str(base / "staging.parquet"),
+                ],
+                _env(base / "var"),
+                base,
+                args.max_rss_mb,
+            )
             valid = _json(prep["stdout"])["valid"]
-            print(f"{records:,} registros: CSV de {(base / 'dia.csv').stat().st_size / 1e6:.0f} MB ({rows:,} linhas), "
-                  f"{valid:,} válidos; preparado em {time.perf_counter() - started:.0f} s; "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"{records:,} registros: CSV de {(base / 'dia.csv').stat().st_size / 1e6:.0f} MB ({rows:,} linhas), "
+                f"{valid:,} válidos; preparado em {time.perf_counter() - started:.0f} s; "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             rounds: list[dict[str, dict]] = []
             for attempt in range(args.repeat):
                 results: dict[str, dict] = {}
@@ -425,11 +493,21 @@ def report(records: int, rounds: list[dict[str, dict]]) -> None:
             print(f"  {label:45} {ratio(r, a, b):>6}  (CPU {ratio(r, a, b, 'cpu')})")
         if "run" in r and "stopped" not in r["run"]:
             run = r["run"]
-            print(f"  verificações no run: {run['checks_s']:.1f} s de {run['seconds']:.1f} s = {run['checks_s'] / run['seconds']:.0%} (meta ≤ 15%)")
+            print(
+                f"  verificações no run: {run['checks_s']:.1f} s de {run['seconds']:.1f} s = {run['checks_s'] / run['seconds']:.0%} (meta ≤ 15%)"
+            )
             print(f"  passos do run: {json.dumps(run['steps'], ensure_ascii=False)}")
         if "help" in r:
-            print(f"  vacina-d1 --help: {r['help']['seconds']:.3f} s (python -c pass: {r['help']['python_s']:.3f} s; meta ≤ 0,5 s)")
-    print(json.dumps([{k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in r.items()} for r in rounds], ensure_ascii=False, default=str))
+            print(
+                f"  vacina-d1 --help: {r['help']['seconds']:.3f} s (python -c pass: {r['help']['python_s']:.3f} s; meta ≤ 0,5 s)"
+            )
+    print(
+        json.dumps(
+            [{k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in r.items()} for r in rounds],
+            ensure_ascii=False,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -162,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _extensions():
         register(commands)
     # Listed for --help only: main() hands `sync` to the municipalities' client before parsing.
-    commands.add_parser("sync", add_help=False, help="mantém uma pasta (e um banco) em dia com os arquivos do portal (vacina-d1 sync --help)")
+    commands.add_parser(
+        "sync", add_help=False, help="mantém uma pasta (e um banco) em dia com os arquivos do portal (vacina-d1 sync --help)"
+    )
     return parser
 
 

@@ -302,7 +302,9 @@ def _read_dump(path: Path) -> pl.DataFrame:
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(encoding="latin1" if encoding == "latin-1" else "utf8", column_names=header, skip_rows=1),
+            read_options=pacsv.ReadOptions(
+                encoding="latin1" if encoding == "latin-1" else "utf8", column_names=header, skip_rows=1
+            ),
             parse_options=pacsv.ParseOptions(delimiter=";", quote_char='"', newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 include_columns=present,
@@ -351,7 +353,9 @@ def _normalize(raw: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(
         pl.col("ibge6").replace_strict(muni_nome, default=None, return_dtype=pl.String).alias("municipio_nome"),
         pl.col("ibge6").replace_strict(muni_uf, default=None, return_dtype=pl.String).alias("uf"),
-        pl.col("tipo_unidade").replace_strict(TIPOS_UNIDADE, default=None, return_dtype=pl.String).alias("tipo_unidade_descricao"),
+        pl.col("tipo_unidade")
+        .replace_strict(TIPOS_UNIDADE, default=None, return_dtype=pl.String)
+        .alias("tipo_unidade_descricao"),
         pl.col("natureza_juridica").str.slice(0, 1).alias("natureza_grupo"),
     ).with_columns(
         pl.col("uf").replace_strict(uf_nome, default=None, return_dtype=pl.String).alias("uf_nome"),

@@ -145,9 +145,7 @@ UNKNOWN_MUNICIPIO: Final = "999999"
 UNKNOWN_UF: Final = "XX"
 
 # The staging (canonical) schema: what a validated record is.
-SCHEMA: Final[dict[str, pl.DataType]] = {
-    name: (pl.Date() if name in DATE_COLUMNS else pl.String()) for name in SOURCE_COLUMNS
-}
+SCHEMA: Final[dict[str, pl.DataType]] = {name: (pl.Date() if name in DATE_COLUMNS else pl.String()) for name in SOURCE_COLUMNS}
 FILE_SCHEMA: Final[dict[str, pl.DataType]] = {**SCHEMA, TERRITORY_COLUMN: pl.String()}
 
 # A raw record, as a source hands it over before normalisation: every column text.

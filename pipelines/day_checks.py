@@ -76,14 +76,16 @@ def evaluate_all(evaluations: dict[str, Callable[[], CheckOutcome]]) -> dict[str
             return evaluate()
         except Exception as exc:  # noqa: BLE001 - a check that cannot run does not pass
             text = str(exc).strip().splitlines()
-            return CheckOutcome(False, f"a verificação não pôde rodar: {text[0] if text else exc.__class__.__name__}", {"erro": exc.__class__.__name__})
+            return CheckOutcome(
+                False,
+                f"a verificação não pôde rodar: {text[0] if text else exc.__class__.__name__}",
+                {"erro": exc.__class__.__name__},
+            )
 
     token = _CURRENT_SCANS.set(_Scans())
     try:
         with ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="vacina-d1-verificacao") as pool:
-            futures = {
-                name: pool.submit(contextvars.copy_context().run, run, evaluate) for name, evaluate in evaluations.items()
-            }
+            futures = {name: pool.submit(contextvars.copy_context().run, run, evaluate) for name, evaluate in evaluations.items()}
             return {name: future.result() for name, future in futures.items()}
     finally:
         _CURRENT_SCANS.reset(token)
@@ -219,7 +221,11 @@ def staging_layout(work: DayWork) -> CheckOutcome:
     if list(schema.names) != list(contract.SOURCE_COLUMNS):
         missing = [c for c in contract.SOURCE_COLUMNS if c not in schema.names]
         extra = [c for c in schema.names if c not in contract.SOURCE_COLUMNS]
-        problems.append(f"colunas fora do contrato (faltam {missing[:5]}, sobram {extra[:5]})" if missing or extra else "colunas fora da ordem do contrato")
+        problems.append(
+            f"colunas fora do contrato (faltam {missing[:5]}, sobram {extra[:5]})"
+            if missing or extra
+            else "colunas fora da ordem do contrato"
+        )
         return _fail(problems[0], problems)
     text_types = (pa.string(), pa.large_string(), pa.string_view())
     for name in contract.SOURCE_COLUMNS:
@@ -253,12 +259,18 @@ def no_duplicate_documents(work: DayWork) -> CheckOutcome:
     metadata = {"registros": total, "co_documento distintos": distinct, "repetidos": duplicates, "sem co_documento": nulls}
     if duplicates or nulls:
         # Only a failing day pays for a second look, to name the repeated documents.
-        repeated = _connect().execute(
-            f"SELECT co_documento, count(*) AS n FROM read_parquet({_lit(work.staging)}) WHERE co_documento IS NOT NULL "
-            "GROUP BY 1 HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ?",
-            [SAMPLE],
-        ).fetchall()
-        problems = [f"{doc} aparece {n} vezes" for doc, n in repeated] + ([f"{nulls} registro(s) sem co_documento"] if nulls else [])
+        repeated = (
+            _connect()
+            .execute(
+                f"SELECT co_documento, count(*) AS n FROM read_parquet({_lit(work.staging)}) WHERE co_documento IS NOT NULL "
+                "GROUP BY 1 HAVING count(*) > 1 ORDER BY n DESC, 1 LIMIT ?",
+                [SAMPLE],
+            )
+            .fetchall()
+        )
+        problems = [f"{doc} aparece {n} vezes" for doc, n in repeated] + (
+            [f"{nulls} registro(s) sem co_documento"] if nulls else []
+        )
         return _fail(f"{duplicates} co_documento repetido(s) e {nulls} ausente(s) no dia", problems, **metadata)
     return CheckOutcome(True, f"{total} registros, nenhum co_documento repetido", metadata)
 
@@ -270,7 +282,13 @@ def quarantine_share(work: DayWork, max_share: float) -> CheckOutcome:
         return _fail(f"falta o Parquet de preparação (com os contadores) {work.staging}")
     share = counts.quarantined / counts.read if counts.read else 0.0
     top = [f"{code}: {n}" for code, n in counts.top_reasons(5)]
-    metadata = {"em quarentena": counts.quarantined, "lidos": counts.read, "fração": round(share, 6), "limite": max_share, "principais motivos": top}
+    metadata = {
+        "em quarentena": counts.quarantined,
+        "lidos": counts.read,
+        "fração": round(share, 6),
+        "limite": max_share,
+        "principais motivos": top,
+    }
     if share > max_share:
         return _fail(f"{share:.2%} dos registros em quarentena, acima do limite de {max_share:.2%}", top, **metadata)
     return CheckOutcome(True, f"{share:.2%} em quarentena (limite {max_share:.2%})", metadata)
@@ -369,7 +387,9 @@ def placement_reconciles(work: DayWork) -> CheckOutcome:
     }
     if problems:
         return _fail(f"{len(problems)} divergência(s) entre os arquivos e a recontagem: {problems[0]}", problems, **metadata)
-    return CheckOutcome(True, f"{len(actual)} arquivos, {sum(actual.values())} linhas, iguais à recontagem independente", metadata)
+    return CheckOutcome(
+        True, f"{len(actual)} arquivos, {sum(actual.values())} linhas, iguais à recontagem independente", metadata
+    )
 
 
 @dataclass(frozen=True)
@@ -472,7 +492,9 @@ def staged_files_intact(work: DayWork) -> CheckOutcome:
         elif sha256 != stored_sha256:
             problems.append(f"{name}: SHA-256 diferente do gravado pelo particionador")
     known = {name for name, *_ in found}
-    problems += [f"{p.name}: arquivo que o particionador não gravou" for p in sorted(work.files_dir.iterdir()) if p.name not in known]
+    problems += [
+        f"{p.name}: arquivo que o particionador não gravou" for p in sorted(work.files_dir.iterdir()) if p.name not in known
+    ]
     metadata = {"arquivos": len(files), "bytes verificados": bytes_read}
     if problems:
         return _fail(f"{len(problems)} arquivo(s) preparado(s) alterado(s) ou ausente(s): {problems[0]}", problems, **metadata)
@@ -500,7 +522,9 @@ def staged_files_layout(work: DayWork) -> CheckOutcome:
             problems.append(scan.header_problem)
     uf_files = [f for f in result.files if f.scope_kind == "uf"]
     if problems or not uf_files:
-        return _fail(f"{len(problems)} arquivo(s) fora do layout: {problems[0] if problems else 'nenhum arquivo de UF'}", problems)
+        return _fail(
+            f"{len(problems)} arquivo(s) fora do layout: {problems[0] if problems else 'nenhum arquivo de UF'}", problems
+        )
     con = _connect()
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in contract.FILE_COLUMNS) + "}"
     file_list = "[" + ", ".join(_lit(f.path) for f in uf_files) + "]"
@@ -510,7 +534,8 @@ def staged_files_layout(work: DayWork) -> CheckOutcome:
     )
     vinculos = ", ".join(f"'{v.value}'" for v in contract.Vinculo)
     date_checks = ", ".join(
-        f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND try_strptime({_q(c)}, '%Y-%m-%d') IS NULL)" for c in contract.DATE_COLUMNS
+        f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND try_strptime({_q(c)}, '%Y-%m-%d') IS NULL)"
+        for c in contract.DATE_COLUMNS
     )
     width_checks = ", ".join(
         f"count(*) FILTER (WHERE {_q(c)} IS NOT NULL AND {_q(c)} <> '' AND NOT regexp_full_match({_q(c)}, '[0-9]{{{w}}}'))"
@@ -546,7 +571,11 @@ def staged_files_layout(work: DayWork) -> CheckOutcome:
                 widths[column] = widths.get(column, 0) + int(bad)
     problems += [f"{c}: {n} código(s) sem {contract.CODE_WIDTHS[c]} dígitos nos arquivos de UF" for c, n in widths.items()]
     lines_read = sum(row[1] for row in per_file)
-    metadata = {"arquivos com cabeçalho verificado": len(result.files), "arquivos de UF lidos": len(uf_files), "linhas lidas": int(lines_read)}
+    metadata = {
+        "arquivos com cabeçalho verificado": len(result.files),
+        "arquivos de UF lidos": len(uf_files),
+        "linhas lidas": int(lines_read),
+    }
     if problems:
         return _fail(f"{len(problems)} problema(s) de layout: {problems[0]}", problems, **metadata)
     return CheckOutcome(True, f"{len(result.files)} cabeçalhos e {lines_read} linhas dos arquivos de UF no layout", metadata)
@@ -659,4 +688,6 @@ def manifest_reconciles(work: DayWork, storage) -> CheckOutcome:
     }
     if problems:
         return _fail(f"o manifesto não fecha com a preparação: {problems[0]}", problems, **metadata)
-    return CheckOutcome(True, f"manifesto com {len(actual)} arquivos e {sum(actual.values())} linhas, igual à recontagem", metadata)
+    return CheckOutcome(
+        True, f"manifesto com {len(actual)} arquivos e {sum(actual.values())} linhas, igual à recontagem", metadata
+    )

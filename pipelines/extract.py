@@ -146,9 +146,7 @@ class _Writer:
 
 def _quarantine_from_valid(rows: pl.DataFrame, reason: str) -> pl.DataFrame:
     """Typed records back to their text form, for the quarantine."""
-    return rows.select(
-        [pl.col(name).cast(pl.String) for name in contract.SOURCE_COLUMNS]
-    ).with_columns(
+    return rows.select([pl.col(name).cast(pl.String) for name in contract.SOURCE_COLUMNS]).with_columns(
         pl.lit(None, pl.String).alias(contract.QUARANTINE_ORIGIN_COLUMN),
         pl.lit([reason], pl.List(pl.String)).alias(contract.QUARANTINE_REASONS_COLUMN),
     )

@@ -146,8 +146,14 @@ def _file_record(f: PartitionedFile) -> dict[str, Any]:
         "content_encoding": f.content_encoding,
         # Issue 12: the file's Parquet and, for a UF file, its indicator table.
         "representations": [
-            {"kind": r.kind, "file_name": r.file_name, "rows": r.rows, "bytes": r.bytes, "sha256": r.sha256,
-             "content_type": r.content_type}
+            {
+                "kind": r.kind,
+                "file_name": r.file_name,
+                "rows": r.rows,
+                "bytes": r.bytes,
+                "sha256": r.sha256,
+                "content_type": r.content_type,
+            }
             for r in f.representations
         ],
     }
@@ -272,7 +278,9 @@ def publish_staged(work: DayWork, *, storage, catalog, threads: int = 8, keep_fi
     result = load_staged(work)
     missing = [f.file_name for f in result.files if not f.path.is_file()]
     if missing and not _already_current(result, catalog):
-        raise FlowError(f"{len(missing)} arquivo(s) preparado(s) sumiram de {work.files_dir} (ex.: {missing[0]}): prepare o dia de novo")
+        raise FlowError(
+            f"{len(missing)} arquivo(s) preparado(s) sumiram de {work.files_dir} (ex.: {missing[0]}): prepare o dia de novo"
+        )
     # (Already published and cleaned up: publishing again changes nothing and needs no file,
     # which makes re-running the publication a re-verification of what the store holds.)
     staged = staged_day_from(result, reason_labels=REASON_LABELS)
@@ -328,9 +336,10 @@ def load_publication(work: DayWork) -> PublicationRecord:
     try:
         payload = json.loads(work.publication_record.read_text())
     except FileNotFoundError:
-        raise FlowError(f"{work.day} ({work.scope}) não foi publicado por este pipeline: falta {work.publication_record}") from None
+        raise FlowError(
+            f"{work.day} ({work.scope}) não foi publicado por este pipeline: falta {work.publication_record}"
+        ) from None
     if payload.pop("format", None) != PUBLICATION_RECORD_FORMAT:
         raise FlowError(f"{work.publication_record} em formato desconhecido")
     payload["day"] = dt.date.fromisoformat(payload["day"])
     return PublicationRecord(**payload)
-

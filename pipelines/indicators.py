@@ -124,8 +124,12 @@ class Accumulator:
         if not self.parts:
             return pl.DataFrame(
                 schema={
-                    "est_t": pl.Int64, "res_t": pl.Int64, "est_u": pl.Int64, "res_u": pl.Int64,
-                    **{name: pl.String for name in KEY_COLUMNS}, "n": pl.Int64,
+                    "est_t": pl.Int64,
+                    "res_t": pl.Int64,
+                    "est_u": pl.Int64,
+                    "res_u": pl.Int64,
+                    **{name: pl.String for name in KEY_COLUMNS},
+                    "n": pl.Int64,
                 }
             )
         frame = pl.concat(self.parts, how="vertical_relaxed")

@@ -108,9 +108,7 @@ class FileTarget:
 @functools.cache
 def targets() -> tuple[FileTarget, ...]:
     """Every possible file of a day: the 27 UFs, then every municipality (by ibge6)."""
-    result = [
-        FileTarget(i, contract.state_operation(uf), SCOPE_UF, uf, None) for i, uf in enumerate(sorted(reference.ufs()))
-    ]
+    result = [FileTarget(i, contract.state_operation(uf), SCOPE_UF, uf, None) for i, uf in enumerate(sorted(reference.ufs()))]
     for m in sorted(reference.municipios().values(), key=lambda m: m.ibge6):
         result.append(FileTarget(len(result), contract.municipality_operation(m.uf, m.ibge6), SCOPE_MUNICIPIO, m.uf, m.ibge6))
     return tuple(result)
@@ -212,9 +210,7 @@ def inspect_input(path: str | os.PathLike, day: dt.date | None = None) -> Extrac
         missing = [c for c in contract.SOURCE_COLUMNS if c not in names]
         extra = [c for c in names if c not in contract.SOURCE_COLUMNS]
         if missing or extra:
-            raise PartitionInputError(
-                f"{path} não tem o layout do contrato: faltam {missing[:5]}, sobram {extra[:5]}"
-            )
+            raise PartitionInputError(f"{path} não tem o layout do contrato: faltam {missing[:5]}, sobram {extra[:5]}")
         raise PartitionInputError(f"{path} não tem as colunas na ordem do contrato")
     for name in contract.SOURCE_COLUMNS:
         kind = schema.field(name).type
@@ -237,14 +233,14 @@ def inspect_input(path: str | os.PathLike, day: dt.date | None = None) -> Extrac
         if counts.day is not None and counts.day != day.isoformat():
             raise PartitionInputError(f"{path} é do dia {counts.day}, não de {day.isoformat()}")
         if counts.day is None and num_rows:
-            span = pl.scan_parquet(path).select(
-                pl.col("dt_entrada_rnds").min().alias("min"), pl.col("dt_entrada_rnds").max().alias("max")
-            ).collect()
+            span = (
+                pl.scan_parquet(path)
+                .select(pl.col("dt_entrada_rnds").min().alias("min"), pl.col("dt_entrada_rnds").max().alias("max"))
+                .collect()
+            )
             first, last = span.row(0)
             if first != day or last != day:
-                raise PartitionInputError(
-                    f"{path} tem registros de entrada entre {first} e {last}, não só de {day.isoformat()}"
-                )
+                raise PartitionInputError(f"{path} tem registros de entrada entre {first} e {last}, não só de {day.isoformat()}")
     return counts
 
 
@@ -267,7 +263,9 @@ class _Routing:
 
     def _municipio(self, frame: pl.DataFrame, name: str) -> np.ndarray:
         codes = frame[name].cast(pl.Int64, strict=False).fill_null(0).to_numpy()
-        codes = np.where((codes > 0) & (codes < 1_000_000) & (frame[name].str.len_bytes() == 6).fill_null(False).to_numpy(), codes, 0)
+        codes = np.where(
+            (codes > 0) & (codes < 1_000_000) & (frame[name].str.len_bytes() == 6).fill_null(False).to_numpy(), codes, 0
+        )
         return self.muni_target[codes]
 
     def places(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -754,9 +752,7 @@ def _serialise(frame: pl.DataFrame, sink: _ReusedBuffer) -> pa.LargeStringArray:
     newlines = sink.newlines(csv_end)
     n = frame.height
     if len(newlines) != n + 1:
-        raise PartitionInputError(
-            "há quebra de linha dentro de um campo de texto: a entrada não passou pela validação"
-        )
+        raise PartitionInputError("há quebra de linha dentro de um campo de texto: a entrada não passou pela validação")
     offsets = np.empty(n + 5, dtype=np.int64)
     offsets[: n + 1] = newlines
     offsets[n + 1] = csv_end

@@ -61,15 +61,9 @@ class Pseudonymizer:
             return pl.Series("co_paciente", [None] * norm.height, dtype=pl.String)
         cpf = _id_column(norm, CPF_COLUMN)
         cns = _id_column(norm, CNS_COLUMN)
-        message = (
-            norm.select(
-                pl.when(cpf.is_not_null())
-                .then(pl.lit("cpf:") + cpf)
-                .otherwise(pl.lit("cns:") + cns)
-                .alias("co_paciente")
-            )
-            .to_series()
-        )
+        message = norm.select(
+            pl.when(cpf.is_not_null()).then(pl.lit("cpf:") + cpf).otherwise(pl.lit("cns:") + cns).alias("co_paciente")
+        ).to_series()
         unique = message.drop_nulls().unique().to_list()
         key = self._key
         hashes = {text: hmac.digest(key, text.encode("ascii", "replace"), hashlib.sha256).hex() for text in unique}

@@ -88,7 +88,9 @@ def populacao() -> dict[str, int]:
 @functools.cache
 def codesystem(name: str) -> dict[str, str]:
     """An RNDS code system (e.g. ``BRImunobiologico``) as ``{code: display}``."""
-    result = {row["code"]: row["display"] for row in _read_csv_rows("rnds_codesystems_imunizacao.csv") if row["codesystem"] == name}
+    result = {
+        row["code"]: row["display"] for row in _read_csv_rows("rnds_codesystems_imunizacao.csv") if row["codesystem"] == name
+    }
     if not result:
         raise KeyError(f"sistema de códigos desconhecido: {name}")
     return result

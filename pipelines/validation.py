@@ -249,12 +249,7 @@ def cpf_is_valid(text: pl.Expr) -> pl.Expr:
     first = (sum(d[i] * (10 - i) for i in range(9)) * 10 % 11) % 10
     second = (sum(d[i] * (11 - i) for i in range(10)) * 10 % 11) % 10
     repeated = pl.all_horizontal([d[i] == d[0] for i in range(1, 11)])
-    return (
-        text.str.contains(r"^[0-9]{0,11}$")
-        & ~repeated
-        & (d[9] == first)
-        & (d[10] == second)
-    )
+    return text.str.contains(r"^[0-9]{0,11}$") & ~repeated & (d[9] == first) & (d[10] == second)
 
 
 def cns_is_valid(text: pl.Expr) -> pl.Expr:
@@ -308,9 +303,7 @@ def _reasons(norm: pl.DataFrame, today: dt.date) -> pl.Series:
         (pat_muni_known & ~pat_muni.is_in(list(munis)), "municipio_paciente_invalido"),
         (pat_uf_known & ~pat_uf.is_in(uf_codes), "uf_paciente_invalida"),
         (
-            pat_muni.is_in(list(munis))
-            & pat_uf_known
-            & (pat_muni.replace_strict(muni_uf, default=None) != pat_uf),
+            pat_muni.is_in(list(munis)) & pat_uf_known & (pat_muni.replace_strict(muni_uf, default=None) != pat_uf),
             "uf_paciente_inconsistente",
         ),
         (
@@ -369,9 +362,7 @@ def validate(
         if contract.QUARANTINE_ORIGIN_COLUMN in raw.columns
         else pl.Series(contract.QUARANTINE_ORIGIN_COLUMN, [None] * raw.height, dtype=pl.String)
     )
-    raw = raw.with_columns(
-        pl.lit(None, pl.String).alias(name) for name in contract.SOURCE_COLUMNS if name not in raw.columns
-    )
+    raw = raw.with_columns(pl.lit(None, pl.String).alias(name) for name in contract.SOURCE_COLUMNS if name not in raw.columns)
     norm = normalize(raw)
     if has_ids and pseudonymize is not None:  # checked above: has_ids requires it
         ids = pseudonymize(norm)
@@ -398,8 +389,6 @@ def validate(
         ]
     )
     quarantine = (
-        raw.select(contract.SOURCE_COLUMNS)
-        .with_columns(origin.alias(contract.QUARANTINE_ORIGIN_COLUMN), reasons)
-        .filter(~ok)
+        raw.select(contract.SOURCE_COLUMNS).with_columns(origin.alias(contract.QUARANTINE_ORIGIN_COLUMN), reasons).filter(~ok)
     )
     return ValidationResult(valid=valid, quarantine=quarantine)

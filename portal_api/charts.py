@@ -15,8 +15,18 @@ from xml.sax.saxutils import escape, quoteattr
 from serving.indicators import MonthIndicators
 
 MONTHS = (
-    "janeiro", "fevereiro", "março", "abril", "maio", "junho",
-    "julho", "agosto", "setembro", "outubro", "novembro", "dezembro",
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
 )
 WIDTH = 760
 PLOT_TOP = 44
@@ -70,7 +80,7 @@ def doses_chart_svg(month: MonthIndicators, *, title: str | None = None) -> str:
         f'<desc id="grafico-descricao">{escape(summary)}</desc>',
         f'<text x="{LEFT}" y="20" font-size="14" font-weight="bold" fill="{TEXT_COLOR}">{escape(label)}</text>',
         f'<text x="{LEFT}" y="36" fill="{TEXT_COLOR}">Total: {_number(month.total_ocorrencia)} doses '
-        f'(ocorrência no território; registros finais, sem excluídos)</text>',
+        f"(ocorrência no território; registros finais, sem excluídos)</text>",
     ]
     for fraction in (0, 0.5, 1):
         y = base - PLOT_HEIGHT * fraction
@@ -94,9 +104,7 @@ def doses_chart_svg(month: MonthIndicators, *, title: str | None = None) -> str:
                 f"<title>{d.day.strftime('%d/%m/%Y')}: sem publicação</title></rect>"
             )
         if len(days) <= 31 and (d.day.day == 1 or d.day.day % 5 == 0):
-            out.append(
-                f'<text x="{x + bar / 2:.1f}" y="{base + 14}" text-anchor="middle" fill="{TEXT_COLOR}">{d.day.day}</text>'
-            )
+            out.append(f'<text x="{x + bar / 2:.1f}" y="{base + 14}" text-anchor="middle" fill="{TEXT_COLOR}">{d.day.day}</text>')
     out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}" stroke="{TEXT_COLOR}"/>')
     legend_y = base + 32
     out.append(f'<rect x="{LEFT}" y="{legend_y - 9}" width="10" height="10" fill="{BAR_COLOR}"/>')

@@ -50,16 +50,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
     dev_login = getattr(args, "dev_login", False)
     upgrade(settings.resolved_catalog_url)  # once, here: the workers start on a migrated database
     options = dict(
-        host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
         # Heads over VACINA_D1_MAX_HEADER_BYTES get 431 in every worker (portal_api.core.limits).
         http=HeadLimitedHttpToolsProtocol,
     )
-    _emit({
-        "command": "serve", "host": host, "port": port, "workers": workers,
-        "catalog": settings.resolved_catalog_url.split("://")[0],
-        "x_accel_redirect": settings.accel_redirect_prefix,
-        "pages": f"http://{host}:{port}/", "dev_login": dev_login,
-    })
+    _emit(
+        {
+            "command": "serve",
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "catalog": settings.resolved_catalog_url.split("://")[0],
+            "x_accel_redirect": settings.accel_redirect_prefix,
+            "pages": f"http://{host}:{port}/",
+            "dev_login": dev_login,
+        }
+    )
     if dev_login:
         import sys
 
@@ -93,13 +103,25 @@ def cmd_create_credential(args):
     with database.session() as session, session.begin():
         holder = crud.user_by_cpf(session, args.holder)
         credential = crud.create_credential(
-            session, number=args.number, cnes=args.cnes, uf=args.uf, system_name=args.system,
-            environment=args.environment, holder=holder, operations=args.operation,
+            session,
+            number=args.number,
+            cnes=args.cnes,
+            uf=args.uf,
+            system_name=args.system,
+            environment=args.environment,
+            holder=holder,
+            operations=args.operation,
         )
-        _emit({
-            "command": "admin create-credential", "credential_id": credential.id, "number": credential.number,
-            "uf": credential.uf, "environment": credential.environment, "operations": sorted(set(args.operation)),
-        })
+        _emit(
+            {
+                "command": "admin create-credential",
+                "credential_id": credential.id,
+                "number": credential.number,
+                "uf": credential.uf,
+                "environment": credential.environment,
+                "operations": sorted(set(args.operation)),
+            }
+        )
 
 
 def cmd_grant(args):
@@ -111,7 +133,9 @@ def cmd_grant(args):
         user = crud.user_by_cpf(session, args.cpf)
         credential = crud.credential_by_number(session, args.credential)
         permission = crud.grant(session, user, credential)
-        _emit({"command": "admin grant", "permission_id": permission.id, "cpf": mask_cpf(user.cpf), "credential": credential.number})
+        _emit(
+            {"command": "admin grant", "permission_id": permission.id, "cpf": mask_cpf(user.cpf), "credential": credential.number}
+        )
 
 
 def cmd_issue_token(args):
@@ -124,10 +148,16 @@ def cmd_issue_token(args):
         row, plain = crud.issue_personal_token(
             session, settings.resolved_token_key(), user, name=args.name, days=args.days or settings.personal_token_days
         )
-        _emit({
-            "command": "admin issue-token", "token_id": row.id, "client_id": user.cpf, "token": plain,
-            "expires_at": row.expires_at.isoformat(), "note": "guarde o token agora: ele não será exibido de novo",
-        })
+        _emit(
+            {
+                "command": "admin issue-token",
+                "token_id": row.id,
+                "client_id": user.cpf,
+                "token": plain,
+                "expires_at": row.expires_at.isoformat(),
+                "note": "guarde o token agora: ele não será exibido de novo",
+            }
+        )
 
 
 def cmd_revoke_token(args):
@@ -154,7 +184,14 @@ def cmd_publish_terms(args):
     database = _database(_settings())
     with database.session() as session, session.begin():
         terms = crud.publish_terms(session, args.operation, text)
-        _emit({"command": "admin publish-terms", "operation": terms.operation, "version": terms.version, "text_sha256": terms.text_sha256})
+        _emit(
+            {
+                "command": "admin publish-terms",
+                "operation": terms.operation,
+                "version": terms.version,
+                "text_sha256": terms.text_sha256,
+            }
+        )
 
 
 def cmd_verify_log(args):
@@ -188,8 +225,14 @@ def cmd_revoke_role(args):
     with database.session() as session, session.begin():
         user = crud.user_by_cpf(session, args.cpf)
         row = service.revoke_role(session, user, args.role)
-        _emit({"command": "admin revoke-role", "cpf": mask_cpf(user.cpf), "role": args.role,
-               "revoked_at": row.revoked_at.isoformat()})
+        _emit(
+            {
+                "command": "admin revoke-role",
+                "cpf": mask_cpf(user.cpf),
+                "role": args.role,
+                "revoked_at": row.revoked_at.isoformat(),
+            }
+        )
 
 
 def cmd_publish_request_terms(args):
@@ -214,8 +257,14 @@ def cmd_seed_demo(args):
 
     person = demo.PEOPLE[-1]
     pki = solicitacoes_demo.write(settings.home / solicitacoes_demo.DIRECTORY, cpf=person.cpf, name=person.name)
-    _emit({"command": "admin seed-demo", **created, "people": len(demo.PEOPLE),
-           "certificado_demonstracao": {"arquivo": str(pki.pfx), "senha": pki.password, "titular": person.name}})
+    _emit(
+        {
+            "command": "admin seed-demo",
+            **created,
+            "people": len(demo.PEOPLE),
+            "certificado_demonstracao": {"arquivo": str(pki.pfx), "senha": pki.password, "titular": person.name},
+        }
+    )
 
 
 def register(commands) -> None:
@@ -223,10 +272,13 @@ def register(commands) -> None:
     serve.add_argument("--host", help="endereço (padrão VACINA_D1_HOST ou 127.0.0.1)")
     serve.add_argument("--port", type=int, help="porta (padrão VACINA_D1_PORT ou 8000)")
     serve.add_argument(
-        "--dev-login", action="store_true",
+        "--dev-login",
+        action="store_true",
         help="serve também um emissor OpenID de desenvolvimento em /dev-issuer (login só com o CPF; nunca em produção)",
     )
-    serve.add_argument("--workers", type=int, default=1, help="processos que atendem (padrão 1); cada um com seu pool de conexões")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processos que atendem (padrão 1); cada um com seu pool de conexões"
+    )
     serve.set_defaults(handler=cmd_serve)
 
     admin = commands.add_parser("admin", help="usuários, papéis, credenciais, tokens, termos de uso e o registro de downloads")

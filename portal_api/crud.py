@@ -138,7 +138,12 @@ def create_credential(
     if session.scalar(sa.select(Credential.id).where(Credential.number == number)) is not None:
         raise ValueError(f"a credencial {number} já existe")
     credential = Credential(
-        number=number, cnes=cnes, uf=uf, system_name=system_name, environment=environment, status="ativa",
+        number=number,
+        cnes=cnes,
+        uf=uf,
+        system_name=system_name,
+        environment=environment,
+        status="ativa",
         holder_user_id=holder.id,
     )
     session.add(credential)

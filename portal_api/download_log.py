@@ -160,7 +160,9 @@ def verify(engine: sa.Engine, *, batch: int = 5000) -> Verification:
     columns = [getattr(DownloadLogEntry, name) for name in (*HASHED_FIELDS, *OPTIONAL_HASHED_FIELDS, "entry_hash")]
     expected_id, previous, count = 1, GENESIS_HASH, 0
     with engine.connect() as conn:
-        head = conn.execute(sa.select(DownloadLogHead.last_id, DownloadLogHead.last_hash).where(DownloadLogHead.id == 1)).one_or_none()
+        head = conn.execute(
+            sa.select(DownloadLogHead.last_id, DownloadLogHead.last_hash).where(DownloadLogHead.id == 1)
+        ).one_or_none()
         result = conn.execution_options(yield_per=batch).execute(sa.select(*columns).order_by(DownloadLogEntry.id))
         for row in result:
             fields = dict(row._mapping)
@@ -170,16 +172,24 @@ def verify(engine: sa.Engine, *, batch: int = 5000) -> Verification:
                 reason = f"entrada {expected_id} ausente (a seguinte é {entry_id})"
                 return Verification(False, count, *_head(head), bad, reason)
             if fields["prev_hash"] != previous:
-                return Verification(False, count, *_head(head), entry_id, f"entrada {entry_id}: prev_hash não confere com a entrada anterior")
+                return Verification(
+                    False, count, *_head(head), entry_id, f"entrada {entry_id}: prev_hash não confere com a entrada anterior"
+                )
             if entry_hash(fields) != fields["entry_hash"]:
-                return Verification(False, count, *_head(head), entry_id, f"entrada {entry_id}: conteúdo alterado (hash não confere)")
+                return Verification(
+                    False, count, *_head(head), entry_id, f"entrada {entry_id}: conteúdo alterado (hash não confere)"
+                )
             previous, expected_id, count = fields["entry_hash"], expected_id + 1, count + 1
     if head is None:
         return Verification(False, count, 0, "", None, "cabeça do registro ausente")
     if (head.last_id, head.last_hash) != (count, previous):
         first_bad = count + 1 if head.last_id > count else head.last_id or 1
         return Verification(
-            False, count, head.last_id, head.last_hash, first_bad,
+            False,
+            count,
+            head.last_id,
+            head.last_hash,
+            first_bad,
             f"a cabeça do registro aponta para a entrada {head.last_id}, mas a cadeia termina na entrada {count}",
         )
     return Verification(True, count, head.last_id, head.last_hash)

@@ -27,8 +27,10 @@ from serving.stores import open_storage
 
 # The routes that take files (certificate, CNES list, evidence): larger bodies — the API's
 # and the request wizard's pages (/portal/solicitacoes/{id}/passo/certificado, ...).
-UPLOAD_PATHS = (r"/solicitacoes/[0-9]+/(certificado|estabelecimentos/importacao|evidencias)"
-                r"|/portal/solicitacoes/[0-9]+/(passo/certificado|passo/vinculados|evidencias/envio)")
+UPLOAD_PATHS = (
+    r"/solicitacoes/[0-9]+/(certificado|estabelecimentos/importacao|evidencias)"
+    r"|/portal/solicitacoes/[0-9]+/(passo/certificado|passo/vinculados|evidencias/envio)"
+)
 
 DESCRIPTION = """\
 Os registros de vacinação D-1 da RNDS em arquivos CSV por UF e município, para quem
@@ -85,7 +87,9 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
     if migrate:
         upgrade(url)
     database = Database(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
     )
     token_key = settings.resolved_token_key()
@@ -118,7 +122,8 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
     app.state.solicitacoes = WorkflowServices(settings)
     problems.install(app)
     app.add_middleware(
-        problems.BodyLimitMiddleware, max_body_size=settings.max_body_bytes,
+        problems.BodyLimitMiddleware,
+        max_body_size=settings.max_body_bytes,
         larger=((UPLOAD_PATHS, settings.upload_max_bytes),),
     )
     app.include_router(api_router)
@@ -132,7 +137,11 @@ def create_app(settings: PortalSettings | None = None, *, migrate: bool = True, 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags,
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(problems.openapi_schemas())

@@ -146,7 +146,7 @@ class TermsVersion(Base):
 
 
 class TermsAcceptance(Base):
-    """"Li e aceito os termos de uso": who, which version, when (append-only)."""
+    """ "Li e aceito os termos de uso": who, which version, when (append-only)."""
 
     __tablename__ = "terms_acceptance"
     __table_args__ = (sa.UniqueConstraint("user_id", "terms_version_id", name="uq_terms_acceptance_user_version"),)

@@ -1,4 +1,4 @@
-""""Atualizar": ask the pipeline to re-run one day for one UF through Dagster's
+""" "Atualizar": ask the pipeline to re-run one day for one UF through Dagster's
 GraphQL API (the webserver's ``launchRun`` mutation).
 
 The contract with the pipeline: job ``d1_uf_job`` of the code location
@@ -67,9 +67,7 @@ class DagsterClient:
                     "repositoryName": self.repository,
                     "jobName": self.job,
                 },
-                "executionMetadata": {
-                    "tags": [{"key": k, "value": v} for k, v in run_tags(day, uf, requested_by).items()]
-                },
+                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags(day, uf, requested_by).items()]},
             }
         }
         try:

@@ -164,7 +164,7 @@ class TermsOut(Out):
 
 
 class TermsAcceptanceIn(BaseModel):
-    """"Li e aceito os termos de uso" para uma versão."""
+    """ "Li e aceito os termos de uso" para uma versão."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -200,7 +200,9 @@ class IndicatorDayOut(Out):
     date: dt.date = Field(description="Dia de entrada na RNDS.")
     published: bool = Field(description="Se o dia tem publicação corrente (falso: dia ausente).")
     doses_ocorrencia: int | None = Field(description="Doses aplicadas no território (estabelecimento nele); nulo sem publicação.")
-    doses_residencia: int | None = Field(description="Doses de residentes no território, aplicadas onde for; nulo sem publicação.")
+    doses_residencia: int | None = Field(
+        description="Doses de residentes no território, aplicadas onde for; nulo sem publicação."
+    )
 
 
 class VaccineCountOut(Out):

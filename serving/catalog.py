@@ -109,9 +109,7 @@ class PublishedRepresentation(Base):
     every CSV; ``indicadores.csv`` and ``indicadores.parquet`` beside every UF file."""
 
     __tablename__ = "published_representation"
-    __table_args__ = (
-        sa.UniqueConstraint("published_file_id", "kind", name="uq_published_representation_file_kind"),
-    )
+    __table_args__ = (sa.UniqueConstraint("published_file_id", "kind", name="uq_published_representation_file_kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     published_file_id: Mapped[int] = mapped_column(sa.ForeignKey("published_file.id"))
@@ -365,7 +363,11 @@ class Catalog:
 
     def manifests_of_day(self, day: dt.date) -> list[tuple[str, str]]:
         """(manifest key, its SHA-256) of every publication of the day."""
-        query = sa.select(Publication.manifest_key, Publication.manifest_sha256).where(Publication.day == day).order_by(Publication.version)
+        query = (
+            sa.select(Publication.manifest_key, Publication.manifest_sha256)
+            .where(Publication.day == day)
+            .order_by(Publication.version)
+        )
         with self.session() as session:
             return [(key, digest) for key, digest in session.execute(query)]
 
@@ -384,8 +386,12 @@ class Catalog:
                     return False
                 session.add(
                     FileIncident(
-                        published_file_id=record.id, object_key=record.object_key, detected_by=detected_by,
-                        reason=reason[:500], expected_sha256=record.sha256_stored, found_sha256=found_sha256,
+                        published_file_id=record.id,
+                        object_key=record.object_key,
+                        detected_by=detected_by,
+                        reason=reason[:500],
+                        expected_sha256=record.sha256_stored,
+                        found_sha256=found_sha256,
                         detected_at=utcnow(),
                     )
                 )
@@ -468,12 +474,17 @@ class Catalog:
                         )
                 replaced = [op for op in operations if expected_current[op] is not None]
                 for chunk in _chunks(replaced):
-                    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with its rowcount
-                        sa.update(PublishedFile)
-                        .where(PublishedFile.day == day, PublishedFile.is_current.is_(True), PublishedFile.operation.in_(chunk))
-                        .values(is_current=False)
-                        .execution_options(synchronize_session=False)
-                    ))
+                    result = cast(
+                        CursorResult[Any],
+                        session.execute(  # an UPDATE: a cursor result, with its rowcount
+                            sa.update(PublishedFile)
+                            .where(
+                                PublishedFile.day == day, PublishedFile.is_current.is_(True), PublishedFile.operation.in_(chunk)
+                            )
+                            .values(is_current=False)
+                            .execution_options(synchronize_session=False)
+                        ),
+                    )
                     if result.rowcount != len(chunk):
                         raise PublicationConflict(f"os arquivos correntes de {day} mudaram durante a publicação")
                 step("catalog_flipped")
@@ -485,8 +496,12 @@ class Catalog:
                     session.execute(
                         sa.insert(PublishedFile),
                         [
-                            {**{k: v for k, v in f.items() if k != "representations"}, "publication_id": row.id,
-                             "published_at": now, "is_current": True}
+                            {
+                                **{k: v for k, v in f.items() if k != "representations"},
+                                "publication_id": row.id,
+                                "published_at": now,
+                                "is_current": True,
+                            }
                             for f in files
                         ],
                     )

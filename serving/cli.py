@@ -105,9 +105,7 @@ def cmd_gc(args: argparse.Namespace) -> None:
     day = _parse_day(args.date) if args.date else None
     settings, storage, catalog = open_serving(args)
     try:
-        removed = collect_garbage(
-            storage, catalog, older_than_hours=args.older_than_hours, day=day, dry_run=args.dry_run
-        )
+        removed = collect_garbage(storage, catalog, older_than_hours=args.older_than_hours, day=day, dry_run=args.dry_run)
         leftovers = collect_leftovers(storage, settings.home, older_than_hours=args.older_than_hours, dry_run=args.dry_run)
     except StorageError as exc:
         raise ServingFailure(str(exc)) from exc

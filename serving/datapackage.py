@@ -107,7 +107,9 @@ def _representation(record: FileRecord, rep: RepresentationRecord, folder: str) 
     return resource
 
 
-def build(day, records: list[FileRecord], representations: Mapping[int, list[RepresentationRecord]], publication_version: int | None) -> dict[str, Any]:
+def build(
+    day, records: list[FileRecord], representations: Mapping[int, list[RepresentationRecord]], publication_version: int | None
+) -> dict[str, Any]:
     folder = day_folder(day)
     resources = []
     for record in sorted(records, key=lambda r: r.operation):

@@ -83,6 +83,4 @@ def month_indicators(storage: Storage, catalog: Catalog, operation: str, year: i
             key = (row["co_vacina"] or "", row["sg_vacina"] or "")
             by_vaccine[key] = by_vaccine.get(key, 0) + int(row["qt_doses_sum"])
     top = sorted(by_vaccine.items(), key=lambda item: (-item[1], item[0]))[:TOP_VACCINES]
-    return MonthIndicators(
-        operation, uf, ibge6, year, month, list(days.values()), [(code, sigla, n) for (code, sigla), n in top]
-    )
+    return MonthIndicators(operation, uf, ibge6, year, month, list(days.values()), [(code, sigla, n) for (code, sigla), n in top])

@@ -76,9 +76,7 @@ def source_counts(counts: Mapping[str, Any], labels: Mapping[str, str] | None = 
         "quarantined": int(counts.get("quarantined", 0)),
         "outside_day": int(counts.get("outside_day", 0)),
         "source": counts.get("source"),
-        "top_reasons": [
-            {"reason": code, "label": (labels or {}).get(code, code), "count": int(n)} for code, n in top
-        ],
+        "top_reasons": [{"reason": code, "label": (labels or {}).get(code, code), "count": int(n)} for code, n in top],
     }
 
 

@@ -161,8 +161,15 @@ class _Object:
 def _objects(change: _Change) -> list[_Object]:
     f = change.staged
     objects = [
-        _Object(change.key, f.path, f.bytes_stored, f.sha256_stored, f.content_type, f.content_encoding,
-                {"sha256": f.sha256_stored, "sha256-csv": f.sha256_csv})
+        _Object(
+            change.key,
+            f.path,
+            f.bytes_stored,
+            f.sha256_stored,
+            f.content_type,
+            f.content_encoding,
+            {"sha256": f.sha256_stored, "sha256-csv": f.sha256_csv},
+        )
     ]
     for r, key in change.representations:
         objects.append(_Object(key, r.path, r.bytes, r.sha256, r.content_type, None, {"sha256": r.sha256}))
@@ -247,8 +254,10 @@ class Publisher:
         }
         files = self._scope_files(staged, current)
         unchanged = [
-            current[f.operation] for f in files
-            if f.operation in current and current[f.operation].sha256_csv == f.sha256_csv
+            current[f.operation]
+            for f in files
+            if f.operation in current
+            and current[f.operation].sha256_csv == f.sha256_csv
             and current[f.operation].layout_version == staged.layout_version
         ]
         # Same content, but the stored object no longer is what was published: rewrite it (issue 11).
@@ -320,17 +329,45 @@ class Publisher:
         current_representations = self.catalog.representations([r.id for r in current.values()])
         for operation, r in current.items():
             entries[operation] = manifests.ManifestFile(
-                r.operation, r.scope_kind, r.uf, r.ibge6, r.day, r.version, r.rows, r.bytes_csv, r.bytes_stored,
-                r.sha256_stored, r.sha256_csv, r.layout_version, r.object_key, r.file_name, r.content_type,
-                r.content_encoding, changed=False,
+                r.operation,
+                r.scope_kind,
+                r.uf,
+                r.ibge6,
+                r.day,
+                r.version,
+                r.rows,
+                r.bytes_csv,
+                r.bytes_stored,
+                r.sha256_stored,
+                r.sha256_csv,
+                r.layout_version,
+                r.object_key,
+                r.file_name,
+                r.content_type,
+                r.content_encoding,
+                changed=False,
                 representations=tuple(x.to_json() for x in current_representations.get(r.id, [])),
             )
         for c in changes:
             f = c.staged
             entries[f.operation] = manifests.ManifestFile(
-                f.operation, f.scope_kind, f.uf, f.ibge6, staged.day, c.version, f.rows, f.bytes_csv, f.bytes_stored,
-                f.sha256_stored, f.sha256_csv, staged.layout_version, c.key, f.file_name, f.content_type,
-                f.content_encoding, changed=True,
+                f.operation,
+                f.scope_kind,
+                f.uf,
+                f.ibge6,
+                staged.day,
+                c.version,
+                f.rows,
+                f.bytes_csv,
+                f.bytes_stored,
+                f.sha256_stored,
+                f.sha256_csv,
+                staged.layout_version,
+                c.key,
+                f.file_name,
+                f.content_type,
+                f.content_encoding,
+                changed=True,
                 representations=tuple(_representation_row(r, key) for r, key in c.representations),
             )
         document = manifests.build(
@@ -465,8 +502,13 @@ class Publisher:
 
 def _representation_row(r: StagedRepresentation, key: str) -> dict[str, Any]:
     return {
-        "kind": r.kind, "object_key": key, "file_name": r.file_name, "rows": r.rows, "bytes": r.bytes,
-        "sha256": r.sha256, "content_type": r.content_type,
+        "kind": r.kind,
+        "object_key": key,
+        "file_name": r.file_name,
+        "rows": r.rows,
+        "bytes": r.bytes,
+        "sha256": r.sha256,
+        "content_type": r.content_type,
     }
 
 
@@ -558,7 +600,11 @@ def _staging_candidates(home: Path) -> Iterable[Path]:
             roots = [day_dir, *((day_dir / "uf").iterdir() if (day_dir / "uf").is_dir() else [])]
             for root in roots:
                 if root.is_dir():
-                    yield from (p for p in root.iterdir() if p.name.startswith(".") and (p.name.startswith(".files-") or p.name.endswith(".tmp")))
+                    yield from (
+                        p
+                        for p in root.iterdir()
+                        if p.name.startswith(".") and (p.name.startswith(".files-") or p.name.endswith(".tmp"))
+                    )
 
 
 def collect_leftovers(
@@ -602,9 +648,11 @@ def staged_day_from(result: Any, *, reason_labels: Mapping[str, str] | None = No
     """A ``StagedDay`` from a partition result (any object with ``pipelines.partition.PartitionResult``'s
     attributes), so callers never build one by hand."""
     counts = result.counts
-    counts_map = counts if isinstance(counts, Mapping) else {
-        name: getattr(counts, name) for name in ("read", "valid", "quarantined", "outside_day", "reasons", "source")
-    }
+    counts_map = (
+        counts
+        if isinstance(counts, Mapping)
+        else {name: getattr(counts, name) for name in ("read", "valid", "quarantined", "outside_day", "reasons", "source")}
+    )
     return StagedDay(
         day=result.day,
         scope=result.uf or SCOPE_ALL,

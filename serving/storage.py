@@ -295,7 +295,6 @@ class LocalStorage(Storage):
                 keys.append(key)
         yield from sorted(keys)
 
-
     def temporary_files(self, prefix: str = "") -> Iterator[tuple[str, int, float]]:
         base = self.root / prefix if prefix else self.root
         if not base.is_dir():

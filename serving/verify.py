@@ -96,7 +96,9 @@ def damaged(storage: Storage, records: Sequence[FileRecord], *, threads: int = D
     return {r.id: p for r, p in zip(records, results) if p is not None}
 
 
-def _manifest_problems(storage: Storage, key: str, expected_sha256: str, rows: dict[str, FileRecord]) -> tuple[list[Problem], int]:
+def _manifest_problems(
+    storage: Storage, key: str, expected_sha256: str, rows: dict[str, FileRecord]
+) -> tuple[list[Problem], int]:
     try:
         data = storage.get_bytes(key)
     except ObjectNotFound:
@@ -119,9 +121,7 @@ def _manifest_problems(storage: Storage, key: str, expected_sha256: str, rows: d
     return problems, len(data)
 
 
-def verify_days(
-    storage: Storage, catalog: Catalog, days: Iterable[dt.date], *, threads: int = DEFAULT_THREADS
-) -> Report:
+def verify_days(storage: Storage, catalog: Catalog, days: Iterable[dt.date], *, threads: int = DEFAULT_THREADS) -> Report:
     report = Report(days=sorted(set(days)))
     for day in report.days:
         records = catalog.files_of_day(day)

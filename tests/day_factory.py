@@ -125,23 +125,20 @@ def raw_day(day: dt.date, records: int, seed: int, *, invalid_share: float = 0.0
             dtype=pl.String,
         ),
         pl.lit(day.isoformat()).alias("dt_entrada_rnds"),
-        pl.Series(
-            "st_documento", np.where(rng.random(records) < 0.02, "entered-in-error", "final"), dtype=pl.String
-        ),
+        pl.Series("st_documento", np.where(rng.random(records) < 0.02, "entered-in-error", "final"), dtype=pl.String),
     )
     if invalid_share and records:
         bad = rng.random(records) < invalid_share
         frame = frame.with_columns(
-            pl.when(pl.Series(bad)).then(pl.lit("12A45")).otherwise(pl.col("co_cnes_estabelecimento")).alias(
-                "co_cnes_estabelecimento"
-            )
+            pl.when(pl.Series(bad))
+            .then(pl.lit("12A45"))
+            .otherwise(pl.col("co_cnes_estabelecimento"))
+            .alias("co_cnes_estabelecimento")
         )
     return contract.conform_raw(frame)
 
 
-def write_day(
-    out: str | Path, day: dt.date, records: int, seed: int = 1, *, frame: pl.DataFrame | None = None
-) -> ExtractCounts:
+def write_day(out: str | Path, day: dt.date, records: int, seed: int = 1, *, frame: pl.DataFrame | None = None) -> ExtractCounts:
     """Extract a synthetic (or given raw) day into a canonical staging Parquet."""
     out = Path(out)
     raw = raw_day(day, records, seed) if frame is None else frame

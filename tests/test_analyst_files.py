@@ -58,7 +58,11 @@ def _day(directory: Path, day: dt.date, seed: int) -> tuple[Path, int]:
     source = SyntheticSource(day, RECORDS, seed)
     out = directory / f"{day}-{seed}.parquet"
     counts = extract(
-        source.batches(), out, directory / f"{day}-{seed}.rejects.parquet", today=day + dt.timedelta(days=1), day=day,
+        source.batches(),
+        out,
+        directory / f"{day}-{seed}.rejects.parquet",
+        today=day + dt.timedelta(days=1),
+        day=day,
         source=source,
     )
     return out, counts.valid
@@ -204,7 +208,11 @@ def test_the_current_view_never_shows_superseded_versions_and_counts_each_record
     globbed = sorted(folder.glob("*/*/*.csv.gz"))
     package = published.package(LATEST)
     current = {r.object_key for r in published.catalog.current_files_of_day(LATEST)}
-    listed = {datapackage.day_folder(LATEST) + r["path"] for r in package["resources"] if r["format"] == "csv" and r["path"].endswith(".csv.gz")}
+    listed = {
+        datapackage.day_folder(LATEST) + r["path"]
+        for r in package["resources"]
+        if r["format"] == "csv" and r["path"].endswith(".csv.gz")
+    }
     assert listed == current
     assert len(globbed) > len(listed)  # the glob trap the package avoids: the corrected day has two versions
     uf_files = [
@@ -222,15 +230,15 @@ def test_the_current_view_never_shows_superseded_versions_and_counts_each_record
     assert occurrence == distinct_records == published.valid[LATEST] < lines
     # Globbing everything instead counts superseded rows (and residents twice).
     everything = ", ".join(f"'{p}'" for p in globbed if "-" not in p.name.split("_")[0].removeprefix("imunizacao-total-"))
-    doubled = duckdb.sql(f"SELECT count(*) FROM read_csv([{everything}], delim=';', header=true, all_varchar=true)").fetchall()[0][0]
+    doubled = duckdb.sql(f"SELECT count(*) FROM read_csv([{everything}], delim=';', header=true, all_varchar=true)").fetchall()[
+        0
+    ][0]
     assert doubled > lines
 
 
 # -- indicators ----------------------------------------------------------------------------------
 
-_BANDS = " ".join(
-    f"WHEN age >= {lower} THEN '{label}'" for lower, label in reversed(indicators.AGE_BANDS)
-)
+_BANDS = " ".join(f"WHEN age >= {lower} THEN '{label}'" for lower, label in reversed(indicators.AGE_BANDS))
 
 
 def _independent_counts(paths: list[str]) -> pl.DataFrame:
@@ -264,7 +272,8 @@ def test_the_indicator_tables_match_an_independent_duckdb_count_over_the_publish
         if about["scope"]["kind"] != "uf" or about["representation"] != "csv.gz":
             continue
         mine = next(
-            r for r in package["resources"]
+            r
+            for r in package["resources"]
             if r["vacina_d1"]["operation"] == about["operation"] and r["vacina_d1"]["representation"] == "indicadores.parquet"
         )
         table = pl.read_parquet(io.BytesIO(published.get(folder + mine["path"])))
@@ -276,10 +285,13 @@ def test_the_indicator_tables_match_an_independent_duckdb_count_over_the_publish
             assert got.height == 0
             continue
         expected = expected.with_columns(pl.col("qt_doses").cast(pl.Int64))
-        assert got.sort(keys, nulls_last=True).equals(expected.select(got.columns).sort(keys, nulls_last=True)), about["uf"] if "uf" in about else about
+        assert got.sort(keys, nulls_last=True).equals(expected.select(got.columns).sort(keys, nulls_last=True)), (
+            about["uf"] if "uf" in about else about
+        )
         # The CSV form holds the same table.
         same = pl.read_csv(
-            io.BytesIO(published.get(folder + mine["path"].replace(".parquet", ".csv"))), separator=";",
+            io.BytesIO(published.get(folder + mine["path"].replace(".parquet", ".csv"))),
+            separator=";",
             schema_overrides={c: pl.String for c in table.columns if c not in ("qt_doses", "dt_entrada_rnds")},
             try_parse_dates=True,
         )
@@ -320,7 +332,9 @@ def test_the_readme_reader_options_keep_every_code_and_the_stdlib_csv_reads_utf8
 @pytest.fixture(scope="module")
 def portal(published):
     settings = PortalSettings(
-        home=published.root / "home", catalog_url=published.url, storage_url=str(published.root / "storage"),
+        home=published.root / "home",
+        catalog_url=published.url,
+        storage_url=str(published.root / "storage"),
         token_key=w.TOKEN_KEY,
     )
     database = Database(settings.resolved_catalog_url)
@@ -329,12 +343,24 @@ def portal(published):
         ana = crud.create_user(session, cpf=DF_USER, name="Ana Souza", email="ana@saude.df.gov.br")
         bruno = crud.create_user(session, cpf=CITY_USER, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
         crud.create_credential(
-            session, number="3804/2024", cnes="0010456", uf="DF", system_name="SI-PNI DF", environment="producao",
-            holder=ana, operations=[w.DF],
+            session,
+            number="3804/2024",
+            cnes="0010456",
+            uf="DF",
+            system_name="SI-PNI DF",
+            environment="producao",
+            holder=ana,
+            operations=[w.DF],
         )
         crud.create_credential(
-            session, number="3805/2024", cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
-            holder=bruno, operations=[CITY],
+            session,
+            number="3805/2024",
+            cnes="2077485",
+            uf="SP",
+            system_name="Vacivida SP",
+            environment="producao",
+            holder=bruno,
+            operations=[CITY],
         )
         key = settings.resolved_token_key()
         for cpf, user in ((DF_USER, ana), (CITY_USER, bruno)):
@@ -343,9 +369,7 @@ def portal(published):
     with TestClient(app, raise_server_exceptions=False) as client:
         headers = {}
         for cpf, token in tokens.items():
-            response = client.post(
-                "/token", data={"grant_type": "client_credentials", "client_id": cpf, "client_secret": token}
-            )
+            response = client.post("/token", data={"grant_type": "client_credentials", "client_id": cpf, "client_secret": token})
             headers[cpf] = {"Authorization": f"Bearer {response.json()['access_token']}"}
         yield client, headers, database
     app.state.services.database.dispose()
@@ -409,8 +433,10 @@ def test_month_indicators_are_scoped_and_match_the_published_csvs(published, por
         assert svg.count('class="dia"') == 2 and svg.count('class="dia sem-publicacao"') == 28
         assert f'data-doses="{by_day[LATEST.isoformat()]["doses_ocorrencia"]}"' in svg
     # Outside the caller's scope: 404, for the series and the chart alike.
-    for url in ("/operations/imunizacao-total-sp/indicadores?year=2026&month=11",
-                "/operations/imunizacao-total-sp/indicadores/grafico.svg?year=2026&month=11"):
+    for url in (
+        "/operations/imunizacao-total-sp/indicadores?year=2026&month=11",
+        "/operations/imunizacao-total-sp/indicadores/grafico.svg?year=2026&month=11",
+    ):
         assert client.get(url, headers=headers[DF_USER]).status_code == 404
         assert client.get(url, headers=headers[CITY_USER]).status_code == 404
     assert client.get(f"/operations/{w.DF}/indicadores?year=2026&month=13", headers=headers[DF_USER]).status_code == 422

@@ -10,9 +10,20 @@ from serving.catalog import Catalog, Publication, PublishedFile
 def _publish(catalog: Catalog, day: dt.date, operation: str, version: int, *, current: bool = True) -> int:
     with catalog.session() as session, session.begin():
         publication = Publication(
-            day=day, version=version, scope="BR", manifest_key=f"m/{day}/{version}", manifest_sha256="0" * 64,
-            input_sha256="1" * 64, layout_version="x", records_read=1, records_valid=1, records_quarantined=0,
-            files=1, rows=1, bytes_csv=10, bytes_stored=5,
+            day=day,
+            version=version,
+            scope="BR",
+            manifest_key=f"m/{day}/{version}",
+            manifest_sha256="0" * 64,
+            input_sha256="1" * 64,
+            layout_version="x",
+            records_read=1,
+            records_valid=1,
+            records_quarantined=0,
+            files=1,
+            rows=1,
+            bytes_csv=10,
+            bytes_stored=5,
         )
         session.add(publication)
         session.flush()
@@ -23,10 +34,24 @@ def _publish(catalog: Catalog, day: dt.date, operation: str, version: int, *, cu
                 .values(is_current=False)
             )
         row = PublishedFile(
-            publication_id=publication.id, operation=operation, scope_kind="uf", uf="DF", ibge6=None, day=day,
-            version=version, object_key=f"k/{operation}/{day}/v{version}", file_name=f"{operation}_{day}.csv.gz",
-            rows=1, bytes_csv=10, bytes_stored=5, sha256_csv="a" * 64, sha256_stored="b" * 64,
-            content_type="text/csv", content_encoding="gzip", layout_version="x", is_current=current,
+            publication_id=publication.id,
+            operation=operation,
+            scope_kind="uf",
+            uf="DF",
+            ibge6=None,
+            day=day,
+            version=version,
+            object_key=f"k/{operation}/{day}/v{version}",
+            file_name=f"{operation}_{day}.csv.gz",
+            rows=1,
+            bytes_csv=10,
+            bytes_stored=5,
+            sha256_csv="a" * 64,
+            sha256_stored="b" * 64,
+            content_type="text/csv",
+            content_encoding="gzip",
+            layout_version="x",
+            is_current=current,
         )
         session.add(row)
         session.flush()
@@ -51,7 +76,9 @@ def _exercise(catalog: Catalog) -> None:
     # The database itself refuses two current versions of the same file.
     with pytest.raises(sa.exc.IntegrityError):
         with catalog.session() as session, session.begin():
-            old = session.scalars(sa.select(PublishedFile).where(PublishedFile.version == 1, PublishedFile.day == dt.date(2026, 11, 2))).one()
+            old = session.scalars(
+                sa.select(PublishedFile).where(PublishedFile.version == 1, PublishedFile.day == dt.date(2026, 11, 2))
+            ).one()
             old.is_current = True
 
 

@@ -32,7 +32,10 @@ def inputs(tmp_path_factory):
         DAY,
         0,
         frame=raw.with_columns(
-            pl.when(pl.col("sg_uf_estabelecimento").is_in(["SP", "RJ"])).then(pl.lit("X")).otherwise(pl.col("sg_vacina")).alias("sg_vacina")
+            pl.when(pl.col("sg_uf_estabelecimento").is_in(["SP", "RJ"]))
+            .then(pl.lit("X"))
+            .otherwise(pl.col("sg_vacina"))
+            .alias("sg_vacina")
         ),
     )
     return original, corrected
@@ -84,10 +87,22 @@ def test_publish_to_s3_with_aws_endpoint_url(tmp_path, inputs, s3_bucket):
     endpoint, bucket = s3_bucket
     result = one_json_line(
         run(
-            "publish", "--date", DAY.isoformat(), "--input", str(inputs[0]),
-            "--storage", f"s3://{bucket}/vacina", "--catalog", f"sqlite:///{tmp_path / 'c.db'}",
+            "publish",
+            "--date",
+            DAY.isoformat(),
+            "--input",
+            str(inputs[0]),
+            "--storage",
+            f"s3://{bucket}/vacina",
+            "--catalog",
+            f"sqlite:///{tmp_path / 'c.db'}",
             home=tmp_path,
-            env={"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "teste", "AWS_SECRET_ACCESS_KEY": "teste", "AWS_DEFAULT_REGION": "us-east-1"},
+            env={
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "teste",
+                "AWS_SECRET_ACCESS_KEY": "teste",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
         )
     )
     assert result["storage"] == f"s3://{bucket}/vacina" and result["version"] == 1
@@ -146,8 +161,10 @@ def test_db_upgrade_and_gc(tmp_path, inputs):
     one_json_line(run("publish", "--date", DAY.isoformat(), "--input", str(inputs[0]), home=tmp_path))
     store = LocalStorage(tmp_path / "var" / "storage")
     store.put_bytes(
-        "d1/2026/11/21/imunizacao-total-df/v0009-abandonado/x.csv.gz", b"x",
-        content_type="application/gzip", metadata={"uploaded-at": "2026-11-01T00:00:00Z"},
+        "d1/2026/11/21/imunizacao-total-df/v0009-abandonado/x.csv.gz",
+        b"x",
+        content_type="application/gzip",
+        metadata={"uploaded-at": "2026-11-01T00:00:00Z"},
     )
     dry = one_json_line(run("gc", "--dry-run", home=tmp_path))
     assert dry["removed"] == 1 and store.head("d1/2026/11/21/imunizacao-total-df/v0009-abandonado/x.csv.gz")

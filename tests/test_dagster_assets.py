@@ -92,11 +92,15 @@ def test_a_clean_day_passes_every_check_and_is_published_with_readable_metadata(
     assert all(passed for passed, _ in checks.values()), checks
 
     meta = s.materialized(result)
-    staging, quarantine, files, publication = (meta[k] for k in ("rnds_staging", "rnds_quarantine", "d1_staged_files", "d1_publication"))
+    staging, quarantine, files, publication = (
+        meta[k] for k in ("rnds_staging", "rnds_quarantine", "d1_staged_files", "d1_publication")
+    )
     work = DayWork(home, s.DAY)
     stored_counts = json.loads(pq.read_metadata(work.staging).metadata[METADATA_KEY])
     assert (staging["lidos"], staging["válidos"], staging["em quarentena"]) == (
-        stored_counts["read"], stored_counts["valid"], stored_counts["quarantined"]
+        stored_counts["read"],
+        stored_counts["valid"],
+        stored_counts["quarantined"],
     )
     assert staging["lidos"] == s.RECORDS == staging["válidos"] + staging["em quarentena"]
     top_reason = max(stored_counts["reasons"], key=stored_counts["reasons"].get)
@@ -112,10 +116,15 @@ def test_a_clean_day_passes_every_check_and_is_published_with_readable_metadata(
     assert table["DF"]["linhas"] == current["imunizacao-total-df"].rows
     assert files["arquivos"] == len(current) == publication["arquivos"]
     # Through Dagster too, every file is published with its Parquet, every UF file with its indicators.
-    kinds = {op: {r.kind for r in reps} for op, reps in zip(current, catalog.representations([r.id for r in current.values()]).values())}
+    kinds = {
+        op: {r.kind for r in reps}
+        for op, reps in zip(current, catalog.representations([r.id for r in current.values()]).values())
+    }
     assert all("parquet" in k for k in kinds.values())
     assert kinds["imunizacao-total-df"] == {"parquet", "indicadores.csv", "indicadores.parquet"}
-    assert files["bytes antes da compressão"] == sum(r.bytes_csv for r in current.values()) > files["bytes comprimidos (gzip)"] > 0
+    assert (
+        files["bytes antes da compressão"] == sum(r.bytes_csv for r in current.values()) > files["bytes comprimidos (gzip)"] > 0
+    )
 
     # The manifest is where the metadata says, and lists exactly the catalog's files.
     manifest_path = Path(publication["manifesto"])
@@ -149,7 +158,9 @@ def test_one_uf_rerun_alone_republishes_that_uf_and_leaves_the_others_untouched(
     home = s.copy_home(published[0], tmp_path / "home")
     before = {op: (version, key) for op, version, key, _ in snapshot(home)[0]}
     # The source got late records since the day was published.
-    result = s.materialize_keys(home, AssetSelection.assets(UF_STAGED_FILES, UF_PUBLICATION), f"{KEY}|DF", records=s.RECORDS + 500)
+    result = s.materialize_keys(
+        home, AssetSelection.assets(UF_STAGED_FILES, UF_PUBLICATION), f"{KEY}|DF", records=s.RECORDS + 500
+    )
     checks = s.checks_of(result)
     assert result.success and len(checks) == 9 and all(p for p, _ in checks.values()), checks
     after = {op: (version, key) for op, version, key, _ in snapshot(home)[0]}
@@ -273,8 +284,11 @@ def _rewrite_staged_file(home: Path, path: Path, change) -> None:
     for entry in record["files"]:
         if entry["file_name"] == path.name:
             entry.update(
-                rows=len(body), bytes_csv=len(csv), bytes_stored=len(gz),
-                sha256_csv=hashlib.sha256(csv).hexdigest(), sha256_stored=hashlib.sha256(gz).hexdigest(),
+                rows=len(body),
+                bytes_csv=len(csv),
+                bytes_stored=len(gz),
+                sha256_csv=hashlib.sha256(csv).hexdigest(),
+                sha256_stored=hashlib.sha256(gz).hexdigest(),
             )
     work.partition_record.write_text(json.dumps(record))
 
@@ -388,7 +402,9 @@ def test_a_storage_error_is_retried_and_the_day_published(staged, tmp_path):
 
     home = s.copy_home(staged, tmp_path / "home")
     _FAILURES["left"] = 1
-    result = s.materialize_keys(home, AssetSelection.assets(PUBLICATION).without_checks(), KEY, store=FlakyStore(url=str(home / "storage")))
+    result = s.materialize_keys(
+        home, AssetSelection.assets(PUBLICATION).without_checks(), KEY, store=FlakyStore(url=str(home / "storage"))
+    )
     assert result.success and s.retries_of(result) == 1 and _FAILURES["left"] == 0
     assert snapshot(home)[1][0] == 1
 

@@ -34,8 +34,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def run(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / "vacina-d1"), "run", *args], cwd=tmp_path, env=_env(tmp_path, **extra),
-        capture_output=True, text=True, timeout=300,
+        [str(BIN / "vacina-d1"), "run", *args],
+        cwd=tmp_path,
+        env=_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -44,7 +44,11 @@ def _quiet_env(home: Path) -> dict[str, str]:
 def test_dagster_definitions_validate_passes_on_the_repository_workspace(tmp_path):
     done = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=s.ROOT, env=_quiet_env(tmp_path / "dagster_home"), capture_output=True, text=True, timeout=120,
+        cwd=s.ROOT,
+        env=_quiet_env(tmp_path / "dagster_home"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation successful for code location vacina_d1" in done.stdout + done.stderr
@@ -67,7 +71,11 @@ def test_dagster_yaml_keeps_sqlite_under_var_dagster_and_bounds_the_run_queue(tm
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "tmp_home"), config_dir=str(tmp_path))) as instance:
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 2
-        assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in queue.tag_concurrency_limits
+        assert {
+            "key": "dagster/partition",
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        } in queue.tag_concurrency_limits
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
         assert not instance.telemetry_enabled
@@ -154,8 +162,11 @@ def test_the_freshness_check_flags_yesterday_not_published_by_seven_in_sao_paulo
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = materialize(
-                [publication, check], selection=AssetSelection.checks(check), instance=instance,
-                resources=s.resources(tmp_path), run_config=s.QUIET,
+                [publication, check],
+                selection=AssetSelection.checks(check),
+                instance=instance,
+                resources=s.resources(tmp_path),
+                run_config=s.QUIET,
             )
         [evaluation] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
         return evaluation
@@ -173,7 +184,12 @@ def test_resources_read_the_environment_and_fall_back_to_the_embedded_defaults(m
 
     empty = resources_from_env()
     assert empty["rnds_source"].resolved() == {
-        "kind": "synthetic", "location": None, "records": 20_000, "seed": 2026, "key": None, "cnes_table": None
+        "kind": "synthetic",
+        "location": None,
+        "records": 20_000,
+        "seed": 2026,
+        "key": None,
+        "cnes_table": None,
     }
     assert empty["object_store"].resolved_url() == str((tmp_path / "home" / "storage").absolute())
     assert empty["catalog_db"].resolved_url() == f"sqlite:///{(tmp_path / 'home' / 'catalog.db').absolute()}"
@@ -277,13 +293,17 @@ def test_failed_runs_and_failed_checks_are_reported(tmp_path, monkeypatch, webho
         cursor = first.cursor
 
     # A day with too much quarantine: the check fails, the run fails.
-    result = s.materialize_keys(home, AssetSelection.assets(STAGING, QUARANTINE, STAGED_FILES), s.DAY.isoformat(), max_share=0.0001)
+    result = s.materialize_keys(
+        home, AssetSelection.assets(STAGING, QUARANTINE, STAGED_FILES), s.DAY.isoformat(), max_share=0.0001
+    )
     assert not result.success
     alerts = home / "alertas.jsonl"
     with s.instance_in(home) as instance:
         run = instance.get_run_by_id(result.run_id)
         failure = next(
-            r.dagster_event for r in instance.all_logs(result.run_id) if r.dagster_event and r.dagster_event.event_type == DagsterEventType.RUN_FAILURE
+            r.dagster_event
+            for r in instance.all_logs(result.run_id)
+            if r.dagster_event and r.dagster_event.event_type == DagsterEventType.RUN_FAILURE
         )
         context = build_run_status_sensor_context(
             sensor_name="d1_run_failure_sensor", dagster_event=failure, dagster_instance=instance, dagster_run=run
@@ -296,7 +316,9 @@ def test_failed_runs_and_failed_checks_are_reported(tmp_path, monkeypatch, webho
     assert run_alert["partição"] == s.DAY.isoformat()
     assert [c["verificação"] for c in run_alert["verificações que falharam"]] == ["rnds_staging/quarantine_share_under_limit"]
     assert check_alert["tipo"] == "verificação falhou"
-    assert check_alert["verificação"] == "rnds_staging/quarantine_share_under_limit" and "acima do limite" in check_alert["motivo"]
+    assert (
+        check_alert["verificação"] == "rnds_staging/quarantine_share_under_limit" and "acima do limite" in check_alert["motivo"]
+    )
     assert received == lines
 
 
@@ -317,8 +339,11 @@ def test_the_freshness_check_does_not_judge_days_due_before_the_installation_beg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = materialize(
-            [publication, check], selection=AssetSelection.checks(check), instance=instance,
-            resources=s.resources(tmp_path), run_config=s.QUIET,
+            [publication, check],
+            selection=AssetSelection.checks(check),
+            instance=instance,
+            resources=s.resources(tmp_path),
+            run_config=s.QUIET,
         )
     [evaluation] = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert evaluation.passed is True and "antes de a instalação começar" in evaluation.description

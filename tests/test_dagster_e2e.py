@@ -81,8 +81,14 @@ def _users(home: Path) -> str:
     with database.session() as session, session.begin():
         ana = crud.create_user(session, cpf=ANA_CPF, name="Ana Souza", email="ana@saude.df.gov.br")
         crud.create_credential(
-            session, number="3804/2024", cnes="0010456", uf="DF", system_name="SI-PNI DF", environment="producao",
-            holder=ana, operations=[DF],
+            session,
+            number="3804/2024",
+            cnes="0010456",
+            uf="DF",
+            system_name="SI-PNI DF",
+            environment="producao",
+            holder=ana,
+            operations=[DF],
         )
         _, token = crud.issue_personal_token(session, settings.resolved_token_key(), ana, name="e2e", days=1)
     database.dispose()
@@ -95,8 +101,12 @@ def stack(tmp_path_factory):
     home = tmp / "var"
     # The day as the 03:00 run left it: 1,200 records.
     first = subprocess.run(
-        [str(BIN / "vacina-d1"), "run", "--date", DAY.isoformat()], cwd=tmp,
-        env=_env(home, VACINA_D1_SYNTHETIC_RECORDS="1200"), capture_output=True, text=True, timeout=300,
+        [str(BIN / "vacina-d1"), "run", "--date", DAY.isoformat()],
+        cwd=tmp,
+        env=_env(home, VACINA_D1_SYNTHETIC_RECORDS="1200"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert first.returncode == 0, first.stderr
     token = _users(home)
@@ -150,7 +160,9 @@ def test_atualizar_in_the_portal_runs_d1_uf_job_in_dagster_and_the_portal_lists_
     from serving.catalog import Catalog
 
     with httpx.Client(base_url=stack["portal"].url, timeout=30) as client:
-        token = client.post("/token", data={"grant_type": "client_credentials", "client_id": ANA_CPF, "client_secret": stack["token"]})
+        token = client.post(
+            "/token", data={"grant_type": "client_credentials", "client_id": ANA_CPF, "client_secret": stack["token"]}
+        )
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         [before] = _day_files(client, headers, DF)
         assert before["version"] == 1 and before["is_current"]

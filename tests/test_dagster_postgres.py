@@ -40,8 +40,12 @@ def test_a_day_runs_with_postgresql_as_the_instance_storage(postgres_url, tmp_pa
     url = sa.engine.make_url(postgres_url)
     home = tmp_path / "home"
     s.clean_env(monkeypatch, home)
-    for name, value in {"DAGSTER_PG_USERNAME": url.username or "postgres", "DAGSTER_PG_PASSWORD": url.password or "",
-                        "DAGSTER_PG_HOST": url.host or "127.0.0.1", "DAGSTER_PG_DB": url.database}.items():
+    for name, value in {
+        "DAGSTER_PG_USERNAME": url.username or "postgres",
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
+        "DAGSTER_PG_DB": url.database,
+    }.items():
         monkeypatch.setenv(name, value)
     instance_dir = tmp_path / "dagster_home"
     instance_dir.mkdir()

@@ -112,7 +112,10 @@ def ria_bundle(
         }
         if campanha:
             imm["extension"] = [
-                {"url": SD + "BRGrupoAtendimento", "valueCodeableConcept": {"coding": [{"system": CS + "BRGrupoAtendimento", "code": group}]}}
+                {
+                    "url": SD + "BRGrupoAtendimento",
+                    "valueCodeableConcept": {"coding": [{"system": CS + "BRGrupoAtendimento", "code": group}]},
+                }
             ]
         if strategy is not None:
             imm["protocolApplied"][0]["extension"] = [
@@ -148,7 +151,16 @@ def ria_bundle(
     }
 
 
-def patient_resource(*, cns: str | None = None, cpf: str | None = None, gender="female", birth="1990-07-15", race="03", city="3550308", cep="01310-100"):
+def patient_resource(
+    *,
+    cns: str | None = None,
+    cpf: str | None = None,
+    gender="female",
+    birth="1990-07-15",
+    race="03",
+    city="3550308",
+    cep="01310-100",
+):
     identifiers = []
     if cns:
         identifiers.append({"use": "official", "type": {"coding": [{"code": "CNS"}]}, "value": cns})
@@ -168,7 +180,15 @@ def patient_resource(*, cns: str | None = None, cpf: str | None = None, gender="
             }
         ],
         "address": [
-            {"use": "old", "type": "physical", "line": ["R", "A", "1", "B"], "city": "3304557", "state": "RJ", "postalCode": "20000-000", "period": {"end": "2019-01-01"}},
+            {
+                "use": "old",
+                "type": "physical",
+                "line": ["R", "A", "1", "B"],
+                "city": "3304557",
+                "state": "RJ",
+                "postalCode": "20000-000",
+                "period": {"end": "2019-01-01"},
+            },
             {"use": "home", "type": "physical", "line": ["R", "B", "2", "C"], "city": city, "state": "SP", "postalCode": cep},
         ],
     }
@@ -307,7 +327,11 @@ def test_document_with_two_immunizations_gives_two_records(tmp_path):
 
 @pytest.mark.parametrize(
     ("system", "value", "reason"),
-    [(CNS_SYSTEM, "712176901347489", "cns_invalido"), (CPF_SYSTEM, "111.444.777-36", "cpf_invalido"), (CNS_SYSTEM, "12345678901", "cpf_invalido")],
+    [
+        (CNS_SYSTEM, "712176901347489", "cns_invalido"),
+        (CPF_SYSTEM, "111.444.777-36", "cpf_invalido"),
+        (CNS_SYSTEM, "12345678901", "cpf_invalido"),
+    ],
 )
 def test_bad_cns_or_cpf_goes_to_quarantine(tmp_path, system, value, reason):
     result = run(write_json(tmp_path / "ruim.json", ria_bundle("doc-ruim", patient=(system, value))))
@@ -348,10 +372,17 @@ def test_patient_in_the_bundle_gives_sex_age_race_and_residence(tmp_path):
 def test_bulk_export_directory_with_patient_ndjson(tmp_path):
     export = tmp_path / "export"
     cns, cpf = VALID_CNS[3], VALID_CPF[3]
-    write_ndjson(export / "Patient.ndjson", [patient_resource(cns=cns, gender="male", race="01", city="4204202"), patient_resource(cpf=cpf, city="1234567")])
+    write_ndjson(
+        export / "Patient.ndjson",
+        [patient_resource(cns=cns, gender="male", race="01", city="4204202"), patient_resource(cpf=cpf, city="1234567")],
+    )
     write_ndjson(
         export / "Bundle.ndjson",
-        [ria_bundle("b-1", patient=(CNS_SYSTEM, cns)), ria_bundle("b-2", patient=(CPF_SYSTEM, cpf)), ria_bundle("b-3", patient=(CNS_SYSTEM, VALID_CNS[4]))],
+        [
+            ria_bundle("b-1", patient=(CNS_SYSTEM, cns)),
+            ria_bundle("b-2", patient=(CPF_SYSTEM, cpf)),
+            ria_bundle("b-3", patient=(CNS_SYSTEM, VALID_CNS[4])),
+        ],
     )
     result = run(export)
     rows = {r["co_documento"]: r for r in result.valid.iter_rows(named=True)}
@@ -388,15 +419,36 @@ def write_cnes_dump(path: Path) -> Path:
     header = [*LAYOUT_COLUMNS, "CO_COLUNA_NOVA"]
     rows = [
         _dump_row(
-            CO_UNIDADE="3550302082675", CO_CNES="2082675", NU_CNPJ_MANTENEDORA="46.395.000/0001-39", NO_RAZAO_SOCIAL="PREFEITURA DO MUNICÍPIO DE SÃO PAULO",
-            NO_FANTASIA="UBS SÉ", NU_TELEFONE="(11)3241-1234", NO_EMAIL="ubsse@prefeitura.sp.gov.br", TP_UNIDADE="02",
-            CO_ESTADO_GESTOR="35", CO_MUNICIPIO_GESTOR="355030", CO_NATUREZA_JUR="1244",
+            CO_UNIDADE="3550302082675",
+            CO_CNES="2082675",
+            NU_CNPJ_MANTENEDORA="46.395.000/0001-39",
+            NO_RAZAO_SOCIAL="PREFEITURA DO MUNICÍPIO DE SÃO PAULO",
+            NO_FANTASIA="UBS SÉ",
+            NU_TELEFONE="(11)3241-1234",
+            NO_EMAIL="ubsse@prefeitura.sp.gov.br",
+            TP_UNIDADE="02",
+            CO_ESTADO_GESTOR="35",
+            CO_MUNICIPIO_GESTOR="355030",
+            CO_NATUREZA_JUR="1244",
         ),
         _dump_row(
-            CO_UNIDADE="3550302077485", CO_CNES="2077485", NU_CNPJ="60.765.823/0001-30", NO_RAZAO_SOCIAL="SOCIEDADE BENEFICENTE ISRAELITA",
-            NO_FANTASIA="HOSPITAL ISRAELITA", TP_UNIDADE="05", CO_ESTADO_GESTOR="35", CO_MUNICIPIO_GESTOR="", CO_NATUREZA_JUR="3999",
+            CO_UNIDADE="3550302077485",
+            CO_CNES="2077485",
+            NU_CNPJ="60.765.823/0001-30",
+            NO_RAZAO_SOCIAL="SOCIEDADE BENEFICENTE ISRAELITA",
+            NO_FANTASIA="HOSPITAL ISRAELITA",
+            TP_UNIDADE="05",
+            CO_ESTADO_GESTOR="35",
+            CO_MUNICIPIO_GESTOR="",
+            CO_NATUREZA_JUR="3999",
         ),
-        _dump_row(CO_UNIDADE="3550302000001", CO_CNES="2000001", NU_CNPJ_MANTENEDORA="46395000000139", NO_RAZAO_SOCIAL="PREFEITURA DO MUNICÍPIO DE SÃO PAULO", NO_FANTASIA="AMA X"),
+        _dump_row(
+            CO_UNIDADE="3550302000001",
+            CO_CNES="2000001",
+            NU_CNPJ_MANTENEDORA="46395000000139",
+            NO_RAZAO_SOCIAL="PREFEITURA DO MUNICÍPIO DE SÃO PAULO",
+            NO_FANTASIA="AMA X",
+        ),
     ]
     import csv
 
@@ -468,7 +520,13 @@ def test_ndjson_streams_in_batches_and_quarantines_bad_lines(tmp_path):
     assert first.height == 500
     sizes = [first.height] + [b.height for b in batches]
     assert len(sizes) == 5 and max(sizes) <= 500 and sum(sizes) == 2_402
-    counts = extract(FhirSource(path, key=KEY, batch_size=500).batches(), tmp_path / "d.parquet", tmp_path / "q.parquet", today=TODAY, source=source)
+    counts = extract(
+        FhirSource(path, key=KEY, batch_size=500).batches(),
+        tmp_path / "d.parquet",
+        tmp_path / "q.parquet",
+        today=TODAY,
+        source=source,
+    )
     assert (counts.read, counts.valid, counts.quarantined) == (2_402, 2_400, 2)
     quarantine = pl.read_parquet(tmp_path / "q.parquet")
     origins = dict(zip(quarantine[contract.QUARANTINE_ORIGIN_COLUMN].to_list(), quarantine[REASONS].to_list()))
@@ -482,7 +540,11 @@ def test_gzipped_ndjson_and_a_bundle_of_documents(tmp_path):
         for i in range(3):
             handle.write(json.dumps(ria_bundle(f"gz-{i}")) + "\n")
     assert run(gz).valid.height == 3
-    collection = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": ria_bundle(f"col-{i}")} for i in range(2)]}
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": ria_bundle(f"col-{i}")} for i in range(2)],
+    }
     collection["entry"][1]["resource"]["entry"][0]["resource"]["author"][0]["identifier"]["value"] = "{{cnes}}"
     result = run(write_json(tmp_path / "colecao.json", collection))
     assert result.valid["co_documento"].to_list() == ["col-0"]
@@ -602,7 +664,9 @@ def _codes(name: str) -> list[str]:
     return sorted(reference.codesystem(name))
 
 
-ZONES = st.sampled_from([dt.timezone.utc, SP, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=5, minutes=30))])
+ZONES = st.sampled_from(
+    [dt.timezone.utc, SP, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=5, minutes=30))]
+)
 
 
 @st.composite
@@ -691,9 +755,13 @@ def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
 
 def test_cli_imports_a_bulk_export(tmp_path):
     export = tmp_path / "export"
-    write_ndjson(export / "Bundle.ndjson", [ria_bundle("cli-1"), ria_bundle("cli-2", patient=(CNS_SYSTEM, "712176901347489")), "{nao json"])
+    write_ndjson(
+        export / "Bundle.ndjson", [ria_bundle("cli-1"), ria_bundle("cli-2", patient=(CNS_SYSTEM, "712176901347489")), "{nao json"]
+    )
     out, rejects = tmp_path / "dia.parquet", tmp_path / "q.parquet"
-    done = _cli(["import", "--format", "fhir", "--input", str(export), "--out", str(out), "--rejects", str(rejects)], tmp_path / "home")
+    done = _cli(
+        ["import", "--format", "fhir", "--input", str(export), "--out", str(out), "--rejects", str(rejects)], tmp_path / "home"
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert (summary["read"], summary["valid"], summary["quarantined"]) == (3, 1, 2)
@@ -706,7 +774,20 @@ def test_cli_imports_a_bulk_export(tmp_path):
 def test_cli_not_json_input_is_one_line_and_non_zero(tmp_path):
     bad = tmp_path / "entrada.json"
     bad.write_text("isto não é JSON\n", encoding="utf-8")
-    done = _cli(["import", "--format", "fhir", "--input", str(bad), "--out", str(tmp_path / "o.parquet"), "--rejects", str(tmp_path / "r.parquet")], tmp_path / "home")
+    done = _cli(
+        [
+            "import",
+            "--format",
+            "fhir",
+            "--input",
+            str(bad),
+            "--out",
+            str(tmp_path / "o.parquet"),
+            "--rejects",
+            str(tmp_path / "r.parquet"),
+        ],
+        tmp_path / "home",
+    )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()

@@ -122,9 +122,7 @@ def test_a_long_run_of_malformed_rows_is_quarantined_in_bounded_memory(tmp_path,
     done, peak = _import(tmp_path, bad, *(["--split"] if split else []))
     assert done.returncode == 0, done.stderr
     assert peak < PEAK_CAP_MB, f"pico de {peak:.0f} MB"
-    quarantined = sum(
-        pl.scan_parquet(p).select(pl.len()).collect().item() for p in (tmp_path / "out").rglob("*rejects.parquet")
-    )
+    quarantined = sum(pl.scan_parquet(p).select(pl.len()).collect().item() for p in (tmp_path / "out").rglob("*rejects.parquet"))
     assert quarantined == _repeats(row, megabytes << 20)
     assert not _no_tmp_left(tmp_path)
 

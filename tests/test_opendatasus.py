@@ -57,7 +57,9 @@ def covid_rows() -> list[dict[str, str]]:
 
 def pni_text(rows, *, header_semicolon: bool = False, extra_semicolon: bool = False, newline: str = "\n") -> str:
     header = ";".join(contract.SOURCE_COLUMNS) + (";" if header_semicolon else "")
-    lines = [header] + [";".join(row[name] for name in contract.SOURCE_COLUMNS) + (";" if extra_semicolon else "") for row in rows]
+    lines = [header] + [
+        ";".join(row[name] for name in contract.SOURCE_COLUMNS) + (";" if extra_semicolon else "") for row in rows
+    ]
     return newline.join(lines) + newline
 
 
@@ -151,9 +153,17 @@ def test_real_covid_rows_give_what_a_person_reads_off_them(tmp_path):
     assert (pfizer["co_vacina_grupo_atendimento"], pfizer["ds_vacina_grupo_atendimento"]) == ("000201", "Pessoas de 18 a 64 anos")
     assert (pfizer["co_vacina_categoria_atendimento"], pfizer["ds_vacina_categoria_atendimento"]) == ("2", "Faixa Etária")
     assert (pfizer["co_lote_vacina"], pfizer["ds_sistema_origem"]) == ("FF8848", "Novo PNI")
-    assert (pfizer["co_municipio_paciente"], pfizer["nu_cep_paciente"], pfizer["no_pais_paciente"]) == ("120020", "69980", "BRASIL")
+    assert (pfizer["co_municipio_paciente"], pfizer["nu_cep_paciente"], pfizer["no_pais_paciente"]) == (
+        "120020",
+        "69980",
+        "BRASIL",
+    )
     reforco = by_documento(valid, "c7e305e0-fc4e-4acf-bdcb-56d89a89135a-i0b0")
-    assert (reforco["ds_dose_vacina"], reforco["co_dose_vacina"], reforco["dt_vacina"]) == ("Reforço", "38", dt.date(2021, 12, 28))
+    assert (reforco["ds_dose_vacina"], reforco["co_dose_vacina"], reforco["dt_vacina"]) == (
+        "Reforço",
+        "38",
+        dt.date(2021, 12, 28),
+    )
     assert reforco["nu_cep_paciente"] is None
     coronavac = by_documento(valid, "c7f3fe19-c5cb-4a0b-9073-7106423d3aaf-i0b0")
     # A CNPJ is never a manufacturer code: a name the RNDS table does not know keeps its name, code empty...
@@ -162,7 +172,11 @@ def test_real_covid_rows_give_what_a_person_reads_off_them(tmp_path):
     pfizer_cnpj = by_documento(valid, "c7e064a2-fe65-4d1d-8fd8-d0a07bc21cf3-i0b0")
     assert (pfizer_cnpj["ds_vacina_fabricante"], pfizer_cnpj["co_vacina_fabricante"]) == ("PFIZER", "28290")
     assert set(valid["co_vacina_fabricante"].drop_nulls().to_list()) == {"28290", "30587"}
-    assert (coronavac["ds_dose_vacina"], coronavac["co_dose_vacina"], coronavac["dt_vacina"]) == ("1ª Dose", "1", dt.date(2021, 3, 26))
+    assert (coronavac["ds_dose_vacina"], coronavac["co_dose_vacina"], coronavac["dt_vacina"]) == (
+        "1ª Dose",
+        "1",
+        dt.date(2021, 3, 26),
+    )
     janssen = by_documento(valid, "4e992b56-494a-43a6-b093-9f3450338bda-i0b0")
     assert (janssen["co_vacina_fabricante"], janssen["co_lote_vacina"]) == ("30587", "1855836")
 
@@ -183,7 +197,12 @@ def test_latin1_file_comes_out_as_proper_utf8(tmp_path, encoding):
 
 def test_utf8_file_whose_first_blocks_are_ascii_is_read_as_utf8(tmp_path, monkeypatch):
     monkeypatch.setattr(opendatasus, "_READ_BLOCK", 2048)
-    ascii_row = {**pni_rows()[0], "ds_dose_vacina": "Dose", "ds_local_aplicacao": "Deltoide", "ds_via_administracao": "Intramuscular"}
+    ascii_row = {
+        **pni_rows()[0],
+        "ds_dose_vacina": "Dose",
+        "ds_local_aplicacao": "Deltoide",
+        "ds_via_administracao": "Intramuscular",
+    }
     rows = [{**ascii_row, "co_documento": f"doc-{i:04d}"} for i in range(60)]
     rows.append({**pni_rows()[0], "co_documento": "doc-acentos", "no_fantasia_estalecimento": "POSTO SÃO JOÃO"})
     path = write(tmp_path / "rotina.csv", pni_text(rows), "utf-8")
@@ -198,7 +217,12 @@ def test_utf8_file_whose_first_blocks_are_ascii_is_read_as_utf8(tmp_path, monkey
 
 def test_latin1_file_whose_first_blocks_are_ascii_is_read_as_latin1(tmp_path, monkeypatch):
     monkeypatch.setattr(opendatasus, "_READ_BLOCK", 2048)
-    ascii_row = {**pni_rows()[0], "ds_dose_vacina": "Dose", "ds_local_aplicacao": "Deltoide", "ds_via_administracao": "Intramuscular"}
+    ascii_row = {
+        **pni_rows()[0],
+        "ds_dose_vacina": "Dose",
+        "ds_local_aplicacao": "Deltoide",
+        "ds_via_administracao": "Intramuscular",
+    }
     rows = [{**ascii_row, "co_documento": f"doc-{i:04d}"} for i in range(60)]
     rows.append({**pni_rows()[0], "co_documento": "doc-acentos"})
     path = write(tmp_path / "rotina.csv", pni_text(rows), "latin-1")
@@ -209,7 +233,9 @@ def test_latin1_file_whose_first_blocks_are_ascii_is_read_as_latin1(tmp_path, mo
 def test_file_mixing_utf8_and_latin1_is_refused_with_its_line(tmp_path, monkeypatch):
     monkeypatch.setattr(opendatasus, "_READ_BLOCK", 2048)
     utf8_part = pni_text([{**pni_rows()[0], "co_documento": f"doc-{i}"} for i in range(20)]).encode("utf-8")
-    latin_line = (pni_text([{**pni_rows()[1], "no_fantasia_estalecimento": "POSTO SÃO JOSÉ"}]).splitlines()[1] + "\n").encode("latin-1")
+    latin_line = (pni_text([{**pni_rows()[1], "no_fantasia_estalecimento": "POSTO SÃO JOSÉ"}]).splitlines()[1] + "\n").encode(
+        "latin-1"
+    )
     path = tmp_path / "misturado.csv"
     path.write_bytes(utf8_part + latin_line)
     with pytest.raises(SourceError, match=r"misturado.csv: linha 22: .*mistura codificações"):
@@ -305,7 +331,11 @@ def test_blank_lines_at_the_end_are_not_records(tmp_path):
 
 def test_covid_quoted_value_with_a_line_break_stays_one_record(tmp_path):
     rows = covid_rows()
-    rows[1] = {**rows[1], "estabelecimento_razaoSocial": "PREFEITURA MUNICIPAL\nDE BRASILEIA", "estalecimento_noFantasia": 'ESF "TUFIC"'}
+    rows[1] = {
+        **rows[1],
+        "estabelecimento_razaoSocial": "PREFEITURA MUNICIPAL\nDE BRASILEIA",
+        "estalecimento_noFantasia": 'ESF "TUFIC"',
+    }
     text = covid_text(rows).replace('"ESF "TUFIC""', '"ESF ""TUFIC"""')
     raw = raw_of(CovidCsvSource(write(tmp_path / "covid.csv", text)))
     assert raw.height == 6
@@ -603,7 +633,20 @@ def test_cli_import_end_to_end(tmp_path):
     archive = tmp_path / "mes.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(path, "mes.csv")
-    done = run_cli("import", "--format", "pni-csv", "--input", str(archive), "--out", "d.parquet", "--rejects", "q.parquet", "--encoding", "latin-1", cwd=tmp_path)
+    done = run_cli(
+        "import",
+        "--format",
+        "pni-csv",
+        "--input",
+        str(archive),
+        "--out",
+        "d.parquet",
+        "--rejects",
+        "q.parquet",
+        "--encoding",
+        "latin-1",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     line = json.loads(done.stdout.strip())
     assert (line["read"], line["valid"], line["quarantined"]) == (9, 6, 3)
@@ -618,7 +661,16 @@ def test_cli_import_end_to_end(tmp_path):
     assert (tmp_path / "dias" / "2025-01-27.parquet").exists()
 
     done = run_cli(
-        "import", "--format", "covid-csv", "--input", str(COVID_SAMPLE), "--out", "c.parquet", "--date", "2021-08-11", cwd=tmp_path
+        "import",
+        "--format",
+        "covid-csv",
+        "--input",
+        str(COVID_SAMPLE),
+        "--out",
+        "c.parquet",
+        "--date",
+        "2021-08-11",
+        cwd=tmp_path,
     )
     line = json.loads(done.stdout.strip())
     assert (line["read"], line["valid"], line["outside_day"]) == (1, 1, 5)
@@ -649,14 +701,25 @@ def test_cli_bad_input_is_one_stderr_line_and_no_output(tmp_path):
 
 # Text a person writes in these files: Portuguese letters, digits, punctuation (no separator, quote or line break).
 TEXT = st.text(
-    alphabet=st.sampled_from(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -/.,()ºª°ÁÀÂÃÉÊÍÓÔÕÚÜÇáàâãéêíóôõúüç")),
+    alphabet=st.sampled_from(
+        list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -/.,()ºª°ÁÀÂÃÉÊÍÓÔÕÚÜÇáàâãéêíóôõúüç")
+    ),
     max_size=30,
 ).map(str.strip)
-TEXT_COLUMNS = ("no_razao_social_estabelecimento", "no_fantasia_estalecimento", "ds_vacina", "ds_dose_vacina", "no_municipio_paciente")
+TEXT_COLUMNS = (
+    "no_razao_social_estabelecimento",
+    "no_fantasia_estalecimento",
+    "ds_vacina",
+    "ds_dose_vacina",
+    "no_municipio_paciente",
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.tuples(*[TEXT] * len(TEXT_COLUMNS)), min_size=1, max_size=4), encoding=st.sampled_from(["utf-8", "latin-1"]))
+@given(
+    values=st.lists(st.tuples(*[TEXT] * len(TEXT_COLUMNS)), min_size=1, max_size=4),
+    encoding=st.sampled_from(["utf-8", "latin-1"]),
+)
 def test_any_row_written_in_either_encoding_round_trips(values, encoding):
     rows = [{**pni_rows()[i % 2], **dict(zip(TEXT_COLUMNS, texts)), "co_documento": f"doc-{i}"} for i, texts in enumerate(values)]
     data = pni_text(rows).encode(encoding)

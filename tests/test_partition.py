@@ -46,7 +46,9 @@ def expected_placements(parquet: Path) -> set[tuple[str, str, str]]:
     """(operation, co_documento, vínculo) of every line the day must produce, computed
     independently of the partitioner: SQL over the input and the IBGE list."""
     con = duckdb.connect()
-    con.execute(f"create table m as select codigo_ibge6 as ibge6, uf from read_csv('{DATA / 'municipios_ibge.csv'}', all_varchar=true)")
+    con.execute(
+        f"create table m as select codigo_ibge6 as ibge6, uf from read_csv('{DATA / 'municipios_ibge.csv'}', all_varchar=true)"
+    )
     con.execute(f"create table u as select uf from read_csv('{DATA / 'ufs.csv'}', all_varchar=true)")
     rows = con.execute(
         f"""
@@ -151,7 +153,9 @@ def test_same_input_gives_byte_identical_files_whatever_the_batching(day_file, p
             (f.operation, f.sha256_csv, f.rows, f.bytes_csv) for f in partitioned.files
         ]
     for f in tiny.files[:50]:
-        assert gzip.decompress(f.path.read_bytes()) == gzip.decompress(f.path.parent.parent.joinpath("other", f.file_name).read_bytes())
+        assert gzip.decompress(f.path.read_bytes()) == gzip.decompress(
+            f.path.parent.parent.joinpath("other", f.file_name).read_bytes()
+        )
     for f in plain.files[:20]:
         assert f.path.name.endswith(".csv") and hashlib.sha256(f.path.read_bytes()).hexdigest() == f.sha256_csv
 
@@ -192,14 +196,29 @@ def test_vinculo_is_computed_per_file(tmp_path):
         tmp_path,
         [
             # SP resident (São Paulo) vaccinated in Rio de Janeiro.
-            dict(co_documento="a1", co_municipio_estabelecimento=RIO, sg_uf_estabelecimento="RJ",
-                 co_municipio_paciente=SAO_PAULO, sg_uf_paciente="SP"),
+            dict(
+                co_documento="a1",
+                co_municipio_estabelecimento=RIO,
+                sg_uf_estabelecimento="RJ",
+                co_municipio_paciente=SAO_PAULO,
+                sg_uf_paciente="SP",
+            ),
             # Campinas resident vaccinated in São Paulo: same UF, other municipality.
-            dict(co_documento="a2", co_municipio_estabelecimento=SAO_PAULO, sg_uf_estabelecimento="SP",
-                 co_municipio_paciente=CAMPINAS, sg_uf_paciente="SP"),
+            dict(
+                co_documento="a2",
+                co_municipio_estabelecimento=SAO_PAULO,
+                sg_uf_estabelecimento="SP",
+                co_municipio_paciente=CAMPINAS,
+                sg_uf_paciente="SP",
+            ),
             # Niterói resident vaccinated in Niterói.
-            dict(co_documento="a3", co_municipio_estabelecimento=NITEROI, sg_uf_estabelecimento="RJ",
-                 co_municipio_paciente=NITEROI, sg_uf_paciente="RJ"),
+            dict(
+                co_documento="a3",
+                co_municipio_estabelecimento=NITEROI,
+                sg_uf_estabelecimento="RJ",
+                co_municipio_paciente=NITEROI,
+                sg_uf_paciente="RJ",
+            ),
         ],
     )
     assert placed[rj]["a1"] == "ocorrencia" and placed[f"{rj}-{RIO}"]["a1"] == "ocorrencia"
@@ -220,8 +239,14 @@ def test_unknown_or_foreign_residence_goes_by_occurrence_only_and_uf_only_reside
         [
             dict(co_documento="u1", **est, co_municipio_paciente="999999", sg_uf_paciente="XX"),
             dict(co_documento="u2", **est, co_municipio_paciente=None, sg_uf_paciente=None, co_pais_paciente=None),
-            dict(co_documento="u3", **est, co_municipio_paciente=None, sg_uf_paciente="XX", co_pais_paciente="45",
-                 no_pais_paciente="ARGENTINA"),
+            dict(
+                co_documento="u3",
+                **est,
+                co_municipio_paciente=None,
+                sg_uf_paciente="XX",
+                co_pais_paciente="45",
+                no_pais_paciente="ARGENTINA",
+            ),
             # Foreign country wins over a Brazilian-looking residence.
             dict(co_documento="u4", **est, co_municipio_paciente=SAO_PAULO, sg_uf_paciente="SP", co_pais_paciente="45"),
             # Municipality unknown, UF known: the UF file by residence, no municipality file.
@@ -240,11 +265,19 @@ def test_unknown_or_foreign_residence_goes_by_occurrence_only_and_uf_only_reside
 
 
 def test_files_read_back_the_same_with_pandas_polars_and_duckdb(tmp_path):
-    names = ['UBS "SÃO JOSÉ"; ANEXO', "Posto Nº 1 — Ação", "ÇÃÕÉÍ; ;\"\""]
+    names = ['UBS "SÃO JOSÉ"; ANEXO', "Posto Nº 1 — Ação", 'ÇÃÕÉÍ; ;""']
     rows = [
-        dict(co_documento=f"r{i}", co_municipio_estabelecimento=SAO_PAULO, sg_uf_estabelecimento="SP",
-             co_municipio_paciente=SAO_PAULO, sg_uf_paciente="SP", no_fantasia_estalecimento=name,
-             co_cnes_estabelecimento="0012345", co_raca_cor_paciente="01", co_vacina_grupo_atendimento="000210")
+        dict(
+            co_documento=f"r{i}",
+            co_municipio_estabelecimento=SAO_PAULO,
+            sg_uf_estabelecimento="SP",
+            co_municipio_paciente=SAO_PAULO,
+            sg_uf_paciente="SP",
+            no_fantasia_estalecimento=name,
+            co_cnes_estabelecimento="0012345",
+            co_raca_cor_paciente="01",
+            co_vacina_grupo_atendimento="000210",
+        )
         for i, name in enumerate(names)
     ]
     source = _day_of(rows, tmp_path)

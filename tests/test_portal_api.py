@@ -57,7 +57,9 @@ def problem(response, status: int) -> dict:
 
 def test_token_exchange_and_every_kind_of_401(world, client):
     ana_token = world.personal_tokens[w.ANA_CPF]
-    ok = client.post("/token", data={"grant_type": "client_credentials", "client_id": "529.982.247-25", "client_secret": ana_token})
+    ok = client.post(
+        "/token", data={"grant_type": "client_credentials", "client_id": "529.982.247-25", "client_secret": ana_token}
+    )
     assert ok.status_code == 200 and ok.headers["cache-control"] == "no-store"
     body = ok.json()
     assert body["token_type"] == "Bearer" and 0 < body["expires_in"] <= world.settings.access_token_seconds
@@ -67,7 +69,9 @@ def test_token_exchange_and_every_kind_of_401(world, client):
     # The personal token itself is not a bearer token, and nothing is stored in clear.
     problem(client.get("/me", headers={"Authorization": f"Bearer {ana_token}"}), 401)
     with world.database.session() as session:
-        stored = session.scalars(sa.select(PersonalToken.token_hash)).all() + session.scalars(sa.select(AccessToken.token_hash)).all()
+        stored = (
+            session.scalars(sa.select(PersonalToken.token_hash)).all() + session.scalars(sa.select(AccessToken.token_hash)).all()
+        )
     assert ana_token not in stored and body["access_token"] not in stored and all(len(h) == 64 for h in stored)
 
     # Wrong secret, another user's CPF with Ana's token, wrong grant type, missing fields.
@@ -78,12 +82,25 @@ def test_token_exchange_and_every_kind_of_401(world, client):
     ):
         failed = problem(client.post("/token", data=data), 401)
         assert failed["error"] == "invalid_client"
-    assert problem(client.post("/token", data={"grant_type": "password", "client_id": w.ANA_CPF, "client_secret": ana_token}), 400)["error"] == "unsupported_grant_type"
+    assert (
+        problem(client.post("/token", data={"grant_type": "password", "client_id": w.ANA_CPF, "client_secret": ana_token}), 400)[
+            "error"
+        ]
+        == "unsupported_grant_type"
+    )
     missing = problem(client.post("/token", data={"grant_type": "client_credentials"}), 422)
-    assert {(e["field"], e["message"]) for e in missing["errors"]} == {("client_id", "campo obrigatório"), ("client_secret", "campo obrigatório")}
+    assert {(e["field"], e["message"]) for e in missing["errors"]} == {
+        ("client_id", "campo obrigatório"),
+        ("client_secret", "campo obrigatório"),
+    }
 
     # No token, a malformed header, a made-up token: 401 with WWW-Authenticate: Bearer.
-    for request_headers in ({}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer vd1a_" + "A" * 43}, {"Authorization": "Bearer"}):
+    for request_headers in (
+        {},
+        {"Authorization": "Basic YTpi"},
+        {"Authorization": "Bearer vd1a_" + "A" * 43},
+        {"Authorization": "Bearer"},
+    ):
         response = client.get("/me", headers=request_headers)
         problem(response, 401)
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -101,12 +118,22 @@ def test_revoking_the_personal_token_kills_its_bearer_tokens(world, client):
     with world.database.session() as session, session.begin():
         crud.revoke_personal_token(session, world.personal_token_ids[w.ANA_CPF])
     problem(client.get("/me", headers=headers), 401)
-    problem(client.post("/token", data={"grant_type": "client_credentials", "client_id": w.ANA_CPF, "client_secret": world.personal_tokens[w.ANA_CPF]}), 401)
+    problem(
+        client.post(
+            "/token",
+            data={"grant_type": "client_credentials", "client_id": w.ANA_CPF, "client_secret": world.personal_tokens[w.ANA_CPF]},
+        ),
+        401,
+    )
     assert client.get("/me", headers=other).status_code == 200  # Bruno is untouched
 
     # An expired personal token kills its bearer tokens too, even unexpired ones.
     with world.database.session() as session, session.begin():
-        session.execute(sa.update(PersonalToken).where(PersonalToken.id == world.personal_token_ids[w.BRUNO_CPF]).values(expires_at=crud.utcnow() - dt.timedelta(seconds=1)))
+        session.execute(
+            sa.update(PersonalToken)
+            .where(PersonalToken.id == world.personal_token_ids[w.BRUNO_CPF])
+            .values(expires_at=crud.utcnow() - dt.timedelta(seconds=1))
+        )
     problem(client.get("/me", headers=other), 401)
 
 
@@ -116,16 +143,30 @@ def test_revoking_the_personal_token_kills_its_bearer_tokens(world, client):
 def test_me_and_operations_show_only_ones_own(world, client):
     ana = client.get("/me", headers=w.bearer(client, world, w.ANA_CPF)).json()
     assert ana["user"]["cpf"] == "***.982.247-**"
-    assert [(c["number"], c["is_holder"], [o["operation"] for o in c["operations"]]) for c in ana["credentials"]] == [("3804/2024", True, [w.DF])]
+    assert [(c["number"], c["is_holder"], [o["operation"] for o in c["operations"]]) for c in ana["credentials"]] == [
+        ("3804/2024", True, [w.DF])
+    ]
     assert ana["credentials"][0]["operations"][0] | {} == {
-        "operation": w.DF, "status": "aprovada", "uf": "DF", "ibge6": None, "territory": "Distrito Federal", "accessible": True,
+        "operation": w.DF,
+        "status": "aprovada",
+        "uf": "DF",
+        "ibge6": None,
+        "territory": "Distrito Federal",
+        "accessible": True,
     }
     bruno_headers = w.bearer(client, world, w.BRUNO_CPF)
     operations = client.get("/operations", headers=bruno_headers).json()
-    assert operations == [{
-        "operation": w.SP_CITY, "uf": "SP", "ibge6": "355030", "territory": "São Paulo/SP", "credential_number": "3805/2024",
-        "terms_version": 1, "terms_accepted": False,
-    }]
+    assert operations == [
+        {
+            "operation": w.SP_CITY,
+            "uf": "SP",
+            "ibge6": "355030",
+            "territory": "São Paulo/SP",
+            "credential_number": "3805/2024",
+            "terms_version": 1,
+            "terms_accepted": False,
+        }
+    ]
     carla = client.get("/me", headers=w.bearer(client, world, w.CARLA_CPF)).json()
     assert [(c["number"], c["is_holder"]) for c in carla["credentials"]] == [("3804/2024", False)]
 
@@ -139,7 +180,9 @@ def test_listing_years_months_and_paginated_files_newest_first(world, client):
     first = client.get(f"/operations/{w.DF}/years/2026/months/11/files", params={"page_size": 2}, headers=headers).json()
     assert (first["total"], first["page"], first["pages"], first["label"]) == (3, 1, 2, "1-2 de 3 itens")
     assert [item["day"] for item in first["items"]] == ["2026-11-21", "2026-11-20"]
-    second = client.get(f"/operations/{w.DF}/years/2026/months/11/files", params={"page_size": 2, "page": 2}, headers=headers).json()
+    second = client.get(
+        f"/operations/{w.DF}/years/2026/months/11/files", params={"page_size": 2, "page": 2}, headers=headers
+    ).json()
     assert [item["day"] for item in second["items"]] == ["2026-11-19"] and second["label"] == "3-3 de 3 itens"
     beyond = client.get(f"/operations/{w.DF}/years/2026/months/11/files", params={"page": 9}, headers=headers).json()
     assert beyond["items"] == [] and beyond["total"] == 3 and beyond["label"] == "0 de 3 itens"
@@ -211,22 +254,28 @@ def test_nobody_reaches_files_outside_their_scope(world, client, intruder, victi
                 assert response.status_code == 404, (method, path, response.status_code)
                 if method != "HEAD":
                     # Exactly what a file that does not exist gets: nothing to probe.
-                    assert {k: v for k, v in problem(response, 404).items() if k != "instance"} == {k: v for k, v in reference.items() if k != "instance"}
+                    assert {k: v for k, v in problem(response, 404).items() if k != "instance"} == {
+                        k: v for k, v in reference.items() if k != "instance"
+                    }
                 for secret in (published.sha256, "Ana Souza", "Bruno Lima", "982.247", "144.477"):
                     assert secret not in response.text
     me = client.get("/me", headers=headers).text + client.get("/operations", headers=headers).text
     for operation in victim_operations:
-        assert f"\"{operation}\"" not in me
+        assert f'"{operation}"' not in me
     # No download, no refresh request and no acceptance was recorded for the intruder.
     assert download_log.verify(world.database.engine).entries == entries_before
     with world.database.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(RefreshRequest)) == 0
         users = {cpf: crud.user_by_cpf(session, cpf).id for cpf in (w.ANA_CPF, w.BRUNO_CPF, w.CARLA_CPF)}
-        assert session.scalar(
-            sa.select(sa.func.count()).select_from(TermsAcceptance)
-            .join(TermsVersion, TermsVersion.id == TermsAcceptance.terms_version_id)
-            .where(TermsAcceptance.user_id == users[intruder], TermsVersion.operation.in_(victim_operations))
-        ) == 0
+        assert (
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(TermsAcceptance)
+                .join(TermsVersion, TermsVersion.id == TermsAcceptance.terms_version_id)
+                .where(TermsAcceptance.user_id == users[intruder], TermsVersion.operation.in_(victim_operations))
+            )
+            == 0
+        )
 
 
 def test_a_suspended_operation_or_revoked_permission_closes_the_scope(world, client):
@@ -235,7 +284,11 @@ def test_a_suspended_operation_or_revoked_permission_closes_the_scope(world, cli
     headers = w.bearer(client, world, w.CARLA_CPF)
     assert client.get(f"/operations/{w.DF}/years", headers=headers).status_code == 200
     with world.database.session() as session, session.begin():
-        session.execute(sa.update(Permission).where(Permission.user_id == crud.user_by_cpf(session, w.CARLA_CPF).id).values(revoked_at=crud.utcnow()))
+        session.execute(
+            sa.update(Permission)
+            .where(Permission.user_id == crud.user_by_cpf(session, w.CARLA_CPF).id)
+            .values(revoked_at=crud.utcnow())
+        )
     problem(client.get(f"/operations/{w.DF}/years", headers=headers), 404)
     ana = w.bearer(client, world, w.ANA_CPF)
     with world.database.session() as session, session.begin():
@@ -260,7 +313,9 @@ def test_download_needs_the_current_terms_accepted(world, client):
     assert terms["version"] == 1 and terms["accepted"] is False and "LGPD" in terms["text"]
     problem(client.post(f"/operations/{w.DF}/terms/acceptances", json={"version": 2, "accepted": True}, headers=headers), 409)
     problem(client.post(f"/operations/{w.DF}/terms/acceptances", json={"version": 1, "accepted": False}, headers=headers), 422)
-    problem(client.post(f"/operations/{w.DF}/terms/acceptances", json={"version": 1, "accepted": True, "x": 1}, headers=headers), 422)
+    problem(
+        client.post(f"/operations/{w.DF}/terms/acceptances", json={"version": 1, "accepted": True, "x": 1}, headers=headers), 422
+    )
     accepted = client.post(f"/operations/{w.DF}/terms/acceptances", json={"version": 1, "accepted": True}, headers=headers)
     assert accepted.status_code == 201
     again = client.post(f"/operations/{w.DF}/terms/acceptances", json={"version": 1, "accepted": True}, headers=headers)
@@ -275,15 +330,24 @@ def test_download_needs_the_current_terms_accepted(world, client):
         crud.publish_terms(session, w.DF, "Termos de uso, versão 2: texto revisto.")
     assert problem(client.get(url, headers=headers), 403)["terms_version"] == 2
     assert client.get("/operations", headers=headers).json()[0] | {} == {
-        "operation": w.DF, "uf": "DF", "ibge6": None, "territory": "Distrito Federal", "credential_number": "3804/2024",
-        "terms_version": 2, "terms_accepted": False,
+        "operation": w.DF,
+        "uf": "DF",
+        "ibge6": None,
+        "territory": "Distrito Federal",
+        "credential_number": "3804/2024",
+        "terms_version": 2,
+        "terms_accepted": False,
     }
     w.accept_terms(client, headers, w.DF)
     assert client.get(url, headers=headers).status_code == 200
     with world.database.session() as session:
-        rows = session.execute(sa.text(
-            "select v.version, a.accepted_at from terms_acceptance a join terms_version v on v.id = a.terms_version_id "
-            "join portal_user u on u.id = a.user_id where u.cpf = :cpf order by v.version"), {"cpf": w.ANA_CPF}).all()
+        rows = session.execute(
+            sa.text(
+                "select v.version, a.accepted_at from terms_acceptance a join terms_version v on v.id = a.terms_version_id "
+                "join portal_user u on u.id = a.user_id where u.cpf = :cpf order by v.version"
+            ),
+            {"cpf": w.ANA_CPF},
+        ).all()
     assert [r[0] for r in rows] == [1, 2] and all(r[1] is not None for r in rows)
 
 
@@ -303,8 +367,7 @@ def test_download_is_the_published_file_byte_for_byte_and_is_logged_beside_it(wo
     assert gzip.decompress(response.content) == published.csv
     assert response.headers["content-type"] == "application/gzip" and "content-encoding" not in response.headers
     assert response.headers["content-disposition"] == (
-        'attachment; filename="imunizacao-total-df_2026-11-21.csv.gz"; '
-        "filename*=UTF-8''imunizacao-total-df_2026-11-21.csv.gz"
+        "attachment; filename=\"imunizacao-total-df_2026-11-21.csv.gz\"; filename*=UTF-8''imunizacao-total-df_2026-11-21.csv.gz"
     )
     assert response.headers["etag"] == etag and response.headers["accept-ranges"] == "bytes"
     assert int(response.headers["content-length"]) == len(published.gz)
@@ -316,8 +379,13 @@ def test_download_is_the_published_file_byte_for_byte_and_is_logged_beside_it(wo
     assert client.get(url, headers={**headers, "Range": "bytes=-10"}).content == published.gz[-10:]
     assert client.get(url, headers={**headers, "Range": "bytes=300-", "If-Range": etag}).content == published.gz[300:]
     # If-Range with another validator, a multi-range or a malformed Range: the whole file.
-    for extra in ({"Range": "bytes=300-", "If-Range": '"outro"'}, {"Range": "bytes=300-", "If-Range": "Sat, 21 Nov 2026 10:00:00 GMT"},
-                  {"Range": "bytes=0-1,5-6"}, {"Range": "linhas=1-2"}, {"Range": "bytes=9-2"}):
+    for extra in (
+        {"Range": "bytes=300-", "If-Range": '"outro"'},
+        {"Range": "bytes=300-", "If-Range": "Sat, 21 Nov 2026 10:00:00 GMT"},
+        {"Range": "bytes=0-1,5-6"},
+        {"Range": "linhas=1-2"},
+        {"Range": "bytes=9-2"},
+    ):
         whole = client.get(url, headers={**headers, **extra})
         assert whole.status_code == 200 and whole.content == published.gz, extra
     logged = download_log.verify(world.database.engine).entries
@@ -362,7 +430,9 @@ def test_download_refused_when_the_log_cannot_be_written(world, client):
     w.accept_terms(client, headers, w.DF)
     published = world.file(w.DF, dt.date(2026, 11, 21))
     with world.database.engine.begin() as conn:  # the database refuses every new log entry
-        conn.exec_driver_sql("CREATE TRIGGER test_log_down BEFORE INSERT ON download_log BEGIN SELECT RAISE(ABORT, 'disco cheio'); END")
+        conn.exec_driver_sql(
+            "CREATE TRIGGER test_log_down BEFORE INSERT ON download_log BEGIN SELECT RAISE(ABORT, 'disco cheio'); END"
+        )
     refused = client.get(f"/files/{published.id}/content", headers=headers)
     body = problem(refused, 503)
     assert body["type"].endswith("registro-de-downloads-indisponivel") and published.gz[:10] not in refused.content
@@ -390,8 +460,14 @@ def test_every_error_is_a_problem_document_in_portuguese(world, client):
     headers = w.bearer(client, world, w.ANA_CPF)
     assert problem(client.get("/nada", headers=headers), 404)["title"] == "Não encontrado"
     assert problem(client.delete("/me", headers=headers), 405)["title"] == "Método não permitido"
-    assert problem(client.post("/token", content=b"a=" + b"x" * (world.settings.max_body_bytes + 10),
-                               headers={"Content-Type": "application/x-www-form-urlencoded"}), 413)
+    assert problem(
+        client.post(
+            "/token",
+            content=b"a=" + b"x" * (world.settings.max_body_bytes + 10),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        413,
+    )
 
     def chunks():  # no Content-Length: counted as it streams in
         yield b"grant_type=client_credentials&client_id="
@@ -401,7 +477,12 @@ def test_every_error_is_a_problem_document_in_portuguese(world, client):
     assert problem(client.post("/token", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}), 413)
     invalid = problem(client.get("/files/abc", headers=headers), 422)
     assert invalid["errors"] == [{"location": "path", "field": "file_id", "message": "deve ser um número inteiro"}]
-    body = problem(client.post(f"/operations/{w.DF}/terms/acceptances", content=b"{", headers={**headers, "Content-Type": "application/json"}), 422)
+    body = problem(
+        client.post(
+            f"/operations/{w.DF}/terms/acceptances", content=b"{", headers={**headers, "Content-Type": "application/json"}
+        ),
+        422,
+    )
     assert body["errors"][0]["message"] == "JSON inválido"
 
     def explode(*args, **kwargs):

@@ -43,8 +43,9 @@ def _env(world: w.World, **extra: str) -> dict[str, str]:
 def one_connection(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("guards")
     world = w.build(tmp, big_rows=40_000)
-    server = start_portal(tmp, _env(world, VACINA_D1_DB_POOL_SIZE="1", VACINA_D1_DB_MAX_OVERFLOW="0",
-                                    VACINA_D1_DB_POOL_TIMEOUT_SECONDS="5"))
+    server = start_portal(
+        tmp, _env(world, VACINA_D1_DB_POOL_SIZE="1", VACINA_D1_DB_MAX_OVERFLOW="0", VACINA_D1_DB_POOL_TIMEOUT_SECONDS="5")
+    )
     yield world, server
     server.stop()
     world.database.dispose()
@@ -163,10 +164,22 @@ def test_every_operation_needing_a_caller_answers_401_first(client):
                 continue
             # Parameters that would be refused (not a number, not a CNES) and a body that is not JSON.
             concrete = path
-            for name in ("solicitacao_id", "file_id", "pedido_id", "evidencia_id", "cnes", "operation", "codigo", "year", "month"):
+            for name in (
+                "solicitacao_id",
+                "file_id",
+                "pedido_id",
+                "evidencia_id",
+                "cnes",
+                "operation",
+                "codigo",
+                "year",
+                "month",
+            ):
                 concrete = concrete.replace("{" + name + "}", "x-y")
             for headers in ({}, {"Authorization": "Bearer vd1a_nao-existe"}, {"Authorization": "Basic abc"}):
-                response = http.request(method.upper(), concrete, content=b"{nao e json", headers={**headers, "Content-Type": "application/json"})
+                response = http.request(
+                    method.upper(), concrete, content=b"{nao e json", headers={**headers, "Content-Type": "application/json"}
+                )
                 assert response.status_code == 401, (method, concrete, headers, response.status_code, response.text)
                 assert response.headers["www-authenticate"].startswith("Bearer")
             checked += 1
@@ -250,9 +263,13 @@ def test_many_concurrent_listings_never_wait_on_a_small_pool(tmp_path):
         with TestClient(app, raise_server_exceptions=False) as http:
             headers = w.bearer(http, world, w.ANA_CPF)
             published = world.file(w.DF, DAY)
-            paths = [f"/operations/{w.DF}/years", f"/operations/{w.DF}/years/2026/months",
-                     f"/operations/{w.DF}/years/2026/months/11/files", f"/files/{published.id}",
-                     f"/files/{published.id}/downloads"]
+            paths = [
+                f"/operations/{w.DF}/years",
+                f"/operations/{w.DF}/years/2026/months",
+                f"/operations/{w.DF}/years/2026/months/11/files",
+                f"/files/{published.id}",
+                f"/files/{published.id}/downloads",
+            ]
             with ThreadPoolExecutor(40) as pool:
                 statuses = Counter(pool.map(lambda n: http.get(paths[n % len(paths)], headers=headers).status_code, range(300)))
         assert statuses == Counter({200: 300})

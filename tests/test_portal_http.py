@@ -101,8 +101,20 @@ def test_an_interrupted_download_resumes_byte_exactly(served, http, tmp_path):
             pytest.fail(message)
         pytest.skip(message)
     done = subprocess.run(
-        [curl, "-sS", "-f", "-C", "-", "-o", str(target), "-H", f"Authorization: {headers['Authorization']}",
-         f"{server.url}{url}"], capture_output=True, timeout=60,
+        [
+            curl,
+            "-sS",
+            "-f",
+            "-C",
+            "-",
+            "-o",
+            str(target),
+            "-H",
+            f"Authorization: {headers['Authorization']}",
+            f"{server.url}{url}",
+        ],
+        capture_output=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert hashlib.sha256(target.read_bytes()).hexdigest() == published.sha256
@@ -136,7 +148,12 @@ def test_refresh_launches_the_day_for_the_uf_in_dagster_and_is_rate_limited(serv
         response = http.post(f"/files/{published.id}/refresh", headers=headers)
         assert response.status_code == 202, response.text
         body = response.json()
-        assert (body["partition_key"], body["uf"], body["status"], body["file_id"]) == (f"2026-11-21|{uf}", uf, "lancado", published.id)
+        assert (body["partition_key"], body["uf"], body["status"], body["file_id"]) == (
+            f"2026-11-21|{uf}",
+            uf,
+            "lancado",
+            published.id,
+        )
         run = graphql(dagster.url, RUN_QUERY, {"runId": body["run_id"]})["runOrError"]
         assert run["__typename"] == "Run" and run["jobName"] == "d1_uf_job"
         tags = {t["key"]: t["value"] for t in run["tags"]}
@@ -180,10 +197,30 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(served, http, t
         'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]\n'
     )
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "schemathesis"), "run", f"{server.url}/openapi.json",
-         "-H", f"Authorization: {headers['Authorization']}", "--checks", "all", "--max-examples", "25",
-         "--workers", "1", "--seed", "2026", "--no-color", "--report", "json", "--report-json-path", str(report)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{server.url}/openapi.json",
+            "-H",
+            f"Authorization: {headers['Authorization']}",
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--workers",
+            "1",
+            "--seed",
+            "2026",
+            "--no-color",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]

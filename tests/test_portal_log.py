@@ -23,9 +23,18 @@ def _append(world, n: int, *, user_cpf: str = w.ANA_CPF) -> None:
         credential_id = crud.credential_by_number(session, "3804/2024").id
     for i in range(n):
         download_log.append(
-            world.database.engine, published_file_id=published.id, operation=w.DF, day=published.day,
-            file_version=published.version, file_sha256=published.sha256, user_id=user_id, credential_id=credential_id,
-            representation="csv.gz", delivery="stream", range_start=None if i % 2 else 100, range_end=None,
+            world.database.engine,
+            published_file_id=published.id,
+            operation=w.DF,
+            day=published.day,
+            file_version=published.version,
+            file_sha256=published.sha256,
+            user_id=user_id,
+            credential_id=credential_id,
+            representation="csv.gz",
+            delivery="stream",
+            range_start=None if i % 2 else 100,
+            range_end=None,
             client_address=f"10.0.0.{i}",
         )
 
@@ -72,7 +81,13 @@ def _exercise_tampering(world, monkeypatch, capsys, *, drop_triggers: list[str])
 
     # ...recomputes entry 3's own hash: entry 4 no longer follows it.
     with engine.begin() as conn:
-        row = dict(conn.execute(sa.select(*[getattr(DownloadLogEntry, n) for n in download_log.HASHED_FIELDS]).where(DownloadLogEntry.id == 3)).one()._mapping)
+        row = dict(
+            conn.execute(
+                sa.select(*[getattr(DownloadLogEntry, n) for n in download_log.HASHED_FIELDS]).where(DownloadLogEntry.id == 3)
+            )
+            .one()
+            ._mapping
+        )
         conn.execute(sa.update(DownloadLogEntry).where(DownloadLogEntry.id == 3).values(entry_hash=download_log.entry_hash(row)))
     code, result, _ = _verify_cli(world, monkeypatch, capsys)
     assert code != 0 and result["first_bad_entry"] == 4
@@ -81,7 +96,13 @@ def _exercise_tampering(world, monkeypatch, capsys, *, drop_triggers: list[str])
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE download_log SET client_address = '10.0.0.2' WHERE id = 3")
     with engine.begin() as conn:
-        row = dict(conn.execute(sa.select(*[getattr(DownloadLogEntry, n) for n in download_log.HASHED_FIELDS]).where(DownloadLogEntry.id == 3)).one()._mapping)
+        row = dict(
+            conn.execute(
+                sa.select(*[getattr(DownloadLogEntry, n) for n in download_log.HASHED_FIELDS]).where(DownloadLogEntry.id == 3)
+            )
+            .one()
+            ._mapping
+        )
         conn.execute(sa.update(DownloadLogEntry).where(DownloadLogEntry.id == 3).values(entry_hash=download_log.entry_hash(row)))
     assert download_log.verify(engine).ok  # restored exactly: the chain checks out again
     with engine.begin() as conn:
@@ -94,7 +115,9 @@ def test_log_is_append_only_and_tampering_is_detected_on_sqlite(tmp_path, monkey
     world = w.build(tmp_path)
     try:
         _exercise_tampering(
-            world, monkeypatch, capsys,
+            world,
+            monkeypatch,
+            capsys,
             drop_triggers=["DROP TRIGGER download_log_no_update", "DROP TRIGGER download_log_no_delete"],
         )
     finally:
@@ -174,12 +197,31 @@ def test_admin_commands_print_one_json_line_and_fail_with_one_line(tmp_path, mon
     monkeypatch.setenv("VACINA_D1_HOME", str(tmp_path / "home"))
     for name in ("VACINA_D1_CATALOG_URL", "VACINA_D1_STORAGE_URL", "VACINA_D1_TOKEN_KEY"):
         monkeypatch.delenv(name, raising=False)
-    code, out, err = _run(["admin", "create-user", "--cpf", "529.982.247-25", "--name", "Ana Souza", "--email", "ana@df.gov.br"], capsys)
+    code, out, err = _run(
+        ["admin", "create-user", "--cpf", "529.982.247-25", "--name", "Ana Souza", "--email", "ana@df.gov.br"], capsys
+    )
     assert code == 0 and len(out) == 1 and out[0]["cpf"] == "***.982.247-**" and err == ""
-    code, out, err = _run([
-        "admin", "create-credential", "--number", "3804/2024", "--cnes", "0010456", "--uf", "df", "--system", "SI-PNI",
-        "--holder", w.ANA_CPF, "--operation", w.DF, "--operation", "imunizacao-total-df-530010",
-    ], capsys)
+    code, out, err = _run(
+        [
+            "admin",
+            "create-credential",
+            "--number",
+            "3804/2024",
+            "--cnes",
+            "0010456",
+            "--uf",
+            "df",
+            "--system",
+            "SI-PNI",
+            "--holder",
+            w.ANA_CPF,
+            "--operation",
+            w.DF,
+            "--operation",
+            "imunizacao-total-df-530010",
+        ],
+        capsys,
+    )
     assert code == 0 and out[0]["operations"] == ["imunizacao-total-df", "imunizacao-total-df-530010"] and out[0]["uf"] == "DF"
     code, out, _ = _run(["admin", "create-user", "--cpf", w.CARLA_CPF, "--name", "Carla", "--email", "carla@df.gov.br"], capsys)
     code, out, _ = _run(["admin", "grant", "--cpf", w.CARLA_CPF, "--credential", "3804/2024"], capsys)
@@ -211,10 +253,44 @@ def test_admin_commands_print_one_json_line_and_fail_with_one_line(tmp_path, mon
     for argv, fragment in (
         (["admin", "create-user", "--cpf", "111.111.111-11", "--name", "X", "--email", "x@y.z"], "CPF inválido"),
         (["admin", "create-user", "--cpf", w.ANA_CPF, "--name", "X", "--email", "x@y.z"], "já existe"),
-        (["admin", "create-credential", "--number", "1/2024", "--cnes", "0010456", "--uf", "DF", "--system", "S",
-          "--holder", w.ANA_CPF, "--operation", "imunizacao-total-sp"], "não é da UF"),
-        (["admin", "create-credential", "--number", "2/2024", "--cnes", "0010456", "--uf", "SP", "--system", "S",
-          "--holder", w.ANA_CPF, "--operation", "imunizacao-total-sp-530010"], "não é da UF SP"),
+        (
+            [
+                "admin",
+                "create-credential",
+                "--number",
+                "1/2024",
+                "--cnes",
+                "0010456",
+                "--uf",
+                "DF",
+                "--system",
+                "S",
+                "--holder",
+                w.ANA_CPF,
+                "--operation",
+                "imunizacao-total-sp",
+            ],
+            "não é da UF",
+        ),
+        (
+            [
+                "admin",
+                "create-credential",
+                "--number",
+                "2/2024",
+                "--cnes",
+                "0010456",
+                "--uf",
+                "SP",
+                "--system",
+                "S",
+                "--holder",
+                w.ANA_CPF,
+                "--operation",
+                "imunizacao-total-sp-530010",
+            ],
+            "não é da UF SP",
+        ),
         (["admin", "grant", "--cpf", w.BRUNO_CPF, "--credential", "3804/2024"], "nenhum usuário"),
         (["admin", "revoke-token", "--token-id", "999"], "não encontrado"),
         (["admin", "publish-terms", "--operation", w.DF, "--text", "Versão nova dos termos."], "igual ao da versão atual"),

@@ -79,5 +79,8 @@ def test_nginx_sends_the_file_the_portal_authorised_and_logged(behind_nginx):
         entries = listed.json()["items"]
     # One entry per transfer started, each with how it left and its range (the refused 403 logged nothing).
     assert [(e["delivery"], e["range"]) for e in reversed(entries)] == [
-        ("x-accel", None), ("x-accel", f"bytes=1000-{total - 1}"), ("stream", None)]
+        ("x-accel", None),
+        ("x-accel", f"bytes=1000-{total - 1}"),
+        ("stream", None),
+    ]
     assert "QueuePool" not in portal.log.read_text()

@@ -64,8 +64,11 @@ def walk_to_production(client, world, pki, bruno, daniel) -> tuple[int, dict]:
     assert sent.status_code == 200, sent.text
     approved = client.post(f"/solicitacoes/{request_id}/aprovacao", json={"observacao": "dados conferidos"}, headers=daniel)
     assert approved.status_code == 200, approved.text
-    evidence = client.post(f"/solicitacoes/{request_id}/evidencias", headers=bruno,
-                           files={"arquivo": ("testes-homologacao.pdf", rw.minimal_pdf(), "application/pdf")})
+    evidence = client.post(
+        f"/solicitacoes/{request_id}/evidencias",
+        headers=bruno,
+        files={"arquivo": ("testes-homologacao.pdf", rw.minimal_pdf(), "application/pdf")},
+    )
     assert evidence.status_code == 201, evidence.text
     to_production = client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno)
     assert to_production.status_code == 200, to_production.text
@@ -84,29 +87,55 @@ def test_a_request_walks_from_rascunho_to_producao_and_then_downloads(setup):
     created = client.post("/solicitacoes", json={"origem": "outros"}, headers=bruno)
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
-    assert set(created.json()["pendencias"]) >= {"API e operações", "estabelecimento", "gestor responsável", "sistema",
-                                                 "certificado digital"}
+    assert set(created.json()["pendencias"]) >= {
+        "API e operações",
+        "estabelecimento",
+        "gestor responsável",
+        "sistema",
+        "certificado digital",
+    }
     found = client.get("/estabelecimentos", params={"cnpj": "46177400000178"}, headers=bruno).json()
     assert [(e["cnes"], e["uf"], e["municipio"]) for e in found] == [(rw.SP_MAIN, "SP", "São Paulo")]
-    patched = client.patch(f"/solicitacoes/{request_id}", headers=bruno, json={
-        "estabelecimento": {"cnpj": "46.177.400/0001-78", "email": "Vacinas@Prefeitura.SP.gov.br"},
-        "api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "operacoes": ["imunizacao-total-sp GET", "imunizacao-total-sp-355030"]},
-    })
+    patched = client.patch(
+        f"/solicitacoes/{request_id}",
+        headers=bruno,
+        json={
+            "estabelecimento": {"cnpj": "46.177.400/0001-78", "email": "Vacinas@Prefeitura.SP.gov.br"},
+            "api": {
+                "codigo": "vacinacao-d1-csv",
+                "versao": "1.0",
+                "operacoes": ["imunizacao-total-sp GET", "imunizacao-total-sp-355030"],
+            },
+        },
+    )
     assert patched.status_code == 200, patched.text
     body = patched.json()
     assert body["estabelecimento"] | {} == {
-        "cnes": rw.SP_MAIN, "cnpj": "46177400000178", "razao_social": "PREFEITURA DO MUNICIPIO DE SAO PAULO", "fantasia": "UBS SE",
-        "ibge6": "355030", "municipio": "São Paulo", "uf": "SP", "telefone": "1133972000", "email": "vacinas@prefeitura.sp.gov.br",
+        "cnes": rw.SP_MAIN,
+        "cnpj": "46177400000178",
+        "razao_social": "PREFEITURA DO MUNICIPIO DE SAO PAULO",
+        "fantasia": "UBS SE",
+        "ibge6": "355030",
+        "municipio": "São Paulo",
+        "uf": "SP",
+        "telefone": "1133972000",
+        "email": "vacinas@prefeitura.sp.gov.br",
     }
     assert [(o["operacao"], o["metodo"], o["situacao"]) for o in body["api"]["operacoes"]] == [
-        ("imunizacao-total-sp", "GET", "solicitada"), ("imunizacao-total-sp-355030", "GET", "solicitada")]
-    client.patch(f"/solicitacoes/{request_id}", headers=bruno,
-                 json={"gestor": rw.form()["gestor"], "sistema": rw.sistema()}).raise_for_status()
+        ("imunizacao-total-sp", "GET", "solicitada"),
+        ("imunizacao-total-sp-355030", "GET", "solicitada"),
+    ]
+    client.patch(
+        f"/solicitacoes/{request_id}", headers=bruno, json={"gestor": rw.form()["gestor"], "sistema": rw.sistema()}
+    ).raise_for_status()
     # Children: one by one, then a list with refusals.
     assert client.post(f"/solicitacoes/{request_id}/estabelecimentos", json={"cnes": "2077493"}, headers=bruno).status_code == 201
     listing = "CNES;nome\n2077507;AMA SE\n2019999;Campinas\n0010456;DF\n2077493;repetido\n2077485;principal\n9999999;nada\n12AB;lixo\n\n"
-    imported = client.post(f"/solicitacoes/{request_id}/estabelecimentos/importacao", headers=bruno,
-                           files={"arquivo": ("vinculados.csv", listing.encode("latin-1"), "text/csv")})
+    imported = client.post(
+        f"/solicitacoes/{request_id}/estabelecimentos/importacao",
+        headers=bruno,
+        files={"arquivo": ("vinculados.csv", listing.encode("latin-1"), "text/csv")},
+    )
     assert imported.status_code == 200, imported.text
     result = imported.json()
     assert [c["cnes"] for c in result["incluidos"]] == ["2077507", "2019999"] and result["total_vinculados"] == 3
@@ -119,12 +148,20 @@ def test_a_request_walks_from_rascunho_to_producao_and_then_downloads(setup):
     }
     # Certificate: an A1 .pfx; only the public certificate is kept.
     issued = pki.e_cpf(w.BRUNO_CPF, "BRUNO LIMA", rsa=True)
-    upload = client.put(f"/solicitacoes/{request_id}/certificado", headers=bruno, data={"senha": rw.PFX_PASSWORD},
-                        files={"arquivo": ("bruno.pfx", pki.pfx(issued, rw.PFX_PASSWORD), "application/octet-stream")})
+    upload = client.put(
+        f"/solicitacoes/{request_id}/certificado",
+        headers=bruno,
+        data={"senha": rw.PFX_PASSWORD},
+        files={"arquivo": ("bruno.pfx", pki.pfx(issued, rw.PFX_PASSWORD), "application/octet-stream")},
+    )
     assert upload.status_code == 200, upload.text
     certificate = upload.json()
     assert (certificate["formato"], certificate["tipo_titular"], certificate["cpf"], certificate["cnpj"]) == (
-        "pfx", "pessoa_fisica", w.BRUNO_CPF, None)
+        "pfx",
+        "pessoa_fisica",
+        w.BRUNO_CPF,
+        None,
+    )
     assert certificate["sha256"] == hashlib.sha256(issued.der).hexdigest() and "AC Raiz Teste" in certificate["cadeia"][-1]
     assert certificate["pem"].encode() == issued.pem
 
@@ -146,14 +183,21 @@ def test_a_request_walks_from_rascunho_to_producao_and_then_downloads(setup):
 
     # The analyst approves in homologação: a credential N/AAAA is issued, environment homologacao.
     problem(client.post(f"/solicitacoes/{request_id}/aprovacao", json={}, headers=bruno), 403)  # not an analyst
-    problem(client.post(f"/solicitacoes/{request_id}/aprovacao", json={"operacoes": ["imunizacao-total-df"]}, headers=daniel), 422)
-    approved = client.post(f"/solicitacoes/{request_id}/aprovacao", headers=daniel,
-                           json={"operacoes": ["imunizacao-total-sp"], "observacao": "município fica para depois"})
+    problem(
+        client.post(f"/solicitacoes/{request_id}/aprovacao", json={"operacoes": ["imunizacao-total-df"]}, headers=daniel), 422
+    )
+    approved = client.post(
+        f"/solicitacoes/{request_id}/aprovacao",
+        headers=daniel,
+        json={"operacoes": ["imunizacao-total-sp"], "observacao": "município fica para depois"},
+    )
     assert approved.status_code == 200, approved.text
     credential = approved.json()["credencial"]
     assert credential["ambiente"] == "homologacao" and re.fullmatch(rf"\d+/{year_now()}", credential["numero"])
     assert [(o["operacao"], o["situacao"]) for o in approved.json()["api"]["operacoes"]] == [
-        ("imunizacao-total-sp", "aprovada"), ("imunizacao-total-sp-355030", "reprovada")]
+        ("imunizacao-total-sp", "aprovada"),
+        ("imunizacao-total-sp-355030", "reprovada"),
+    ]
     # In homologação the credential authenticates but reaches no production file.
     assert client.get(f"/files/{sp_state.id}", headers=bruno).status_code == 404
     me = client.get("/me", headers=bruno).json()
@@ -161,16 +205,26 @@ def test_a_request_walks_from_rascunho_to_producao_and_then_downloads(setup):
     assert issued_credential["environment"] == "homologacao" and issued_credential["operations"][0]["accessible"] is False
 
     # Production needs evidence: an HTML page renamed .pdf is refused by its content.
-    refused = problem(client.post(f"/solicitacoes/{request_id}/evidencias", headers=bruno, files={
-        "arquivo": ("relatorio.pdf", b"<!DOCTYPE html><html><body>%PDF-1.7</body></html>", "application/pdf")}), 422)
+    refused = problem(
+        client.post(
+            f"/solicitacoes/{request_id}/evidencias",
+            headers=bruno,
+            files={"arquivo": ("relatorio.pdf", b"<!DOCTYPE html><html><body>%PDF-1.7</body></html>", "application/pdf")},
+        ),
+        422,
+    )
     assert refused["errors"][0]["field"] == "arquivo" and "HTML" in refused["errors"][0]["message"]
     pdf, png = rw.minimal_pdf(), rw.minimal_png()
     for name, content, declared in (("relatorio.pdf", pdf, "text/html"), ("tela", png, "application/pdf")):
-        response = client.post(f"/solicitacoes/{request_id}/evidencias", headers=bruno, files={"arquivo": (name, content, declared)})
+        response = client.post(
+            f"/solicitacoes/{request_id}/evidencias", headers=bruno, files={"arquivo": (name, content, declared)}
+        )
         assert response.status_code == 201, response.text
     files = client.get(f"/solicitacoes/{request_id}", headers=bruno).json()["evidencias"]
     assert [(f["nome"], f["tipo"], f["tamanho"]) for f in files] == [
-        ("relatorio.pdf", "application/pdf", len(pdf)), ("tela.png", "image/png", len(png))]
+        ("relatorio.pdf", "application/pdf", len(pdf)),
+        ("tela.png", "image/png", len(png)),
+    ]
     fetched = client.get(f"/solicitacoes/{request_id}/evidencias/{files[1]['id']}/conteudo", headers=daniel)
     assert fetched.content == png and fetched.headers["content-type"] == "image/png"
     sent = client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno)
@@ -211,7 +265,12 @@ def test_a_request_walks_from_rascunho_to_producao_and_then_downloads(setup):
     with world.database.session() as session:
         stored = session.get(Credential, credential["id"])
         assert (stored.environment, stored.api, stored.ip_range_start, stored.ip_range_end, stored.cnes, stored.uf) == (
-            "producao", "vacinacao-d1-csv", *rw.RANGE, rw.SP_MAIN, "SP")
+            "producao",
+            "vacinacao-d1-csv",
+            *rw.RANGE,
+            rw.SP_MAIN,
+            "SP",
+        )
         acceptance = session.scalars(sa.select(RequestTermsAcceptance)).one()
         assert (acceptance.request_id, session.get(TermsVersion, acceptance.terms_version_id).version) == (request_id, 1)
         # The transitions and terms acceptances are append-only, enforced by the database.
@@ -228,18 +287,29 @@ def test_a_request_rejected_in_analysis_and_invalid_transitions(setup):
     # Nothing but "enviar" from a draft: analysts do not even see it yet.
     conflict = problem(client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno), 409)
     assert "'rascunho'" in conflict["detail"] and conflict["situacao_atual"] == "rascunho", conflict
-    for path, body in (("aprovacao", {}), ("reprovacao", {"motivo": "x"}), ("aprovacao-producao", {}), ("reprovacao-producao", {"motivo": "x"})):
+    for path, body in (
+        ("aprovacao", {}),
+        ("reprovacao", {"motivo": "x"}),
+        ("aprovacao-producao", {}),
+        ("reprovacao-producao", {"motivo": "x"}),
+    ):
         problem(client.post(f"/solicitacoes/{request_id}/{path}", json=body, headers=daniel), 404)
     assert rw.submit(client, bruno, request_id).status_code == 200
     assert problem(rw.submit(client, bruno, request_id), 409)["detail"].startswith(
-        f"Não é possível enviar para análise: a solicitação {request_id} está em 'em análise'")
-    for path, body, role in (("envio-producao", None, bruno), ("aprovacao-producao", {}, daniel),
-                             ("reprovacao-producao", {"motivo": "x"}, daniel)):
+        f"Não é possível enviar para análise: a solicitação {request_id} está em 'em análise'"
+    )
+    for path, body, role in (
+        ("envio-producao", None, bruno),
+        ("aprovacao-producao", {}, daniel),
+        ("reprovacao-producao", {"motivo": "x"}, daniel),
+    ):
         conflict = problem(client.post(f"/solicitacoes/{request_id}/{path}", json=body, headers=role), 409)
         assert "'em análise'" in conflict["detail"] and conflict["situacao_atual"] == "em_analise", conflict
     missing = problem(client.post(f"/solicitacoes/{request_id}/reprovacao", json={"motivo": "   "}, headers=daniel), 422)
     assert missing["errors"][0]["field"] == "motivo" and missing["errors"][0]["message"].startswith("Motivo da reprovação:")
-    rejected = client.post(f"/solicitacoes/{request_id}/reprovacao", json={"motivo": "faixa de IP de outro órgão"}, headers=daniel)
+    rejected = client.post(
+        f"/solicitacoes/{request_id}/reprovacao", json={"motivo": "faixa de IP de outro órgão"}, headers=daniel
+    )
     assert rejected.status_code == 200 and rejected.json()["situacao"] == {"codigo": "reprovada", "rotulo": "reprovada"}
     assert rejected.json()["credencial"] is None and rejected.json()["historico"][-1]["motivo"] == "faixa de IP de outro órgão"
     assert [o["situacao"] for o in rejected.json()["api"]["operacoes"]] == ["reprovada"]
@@ -249,7 +319,9 @@ def test_a_request_rejected_in_analysis_and_invalid_transitions(setup):
         "e essa ação só é possível em 'em análise'."
     )
     with world.database.session() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Credential).where(Credential.api != "x")) == 2  # the world's two
+        assert (
+            session.scalar(sa.select(sa.func.count()).select_from(Credential).where(Credential.api != "x")) == 2
+        )  # the world's two
     listing = client.get("/solicitacoes", params={"aba": "respostas"}, headers=bruno).json()
     assert [(i["id"], i["situacao"]["codigo"]) for i in listing["items"]] == [(request_id, "reprovada")]
 
@@ -258,25 +330,45 @@ def test_production_without_evidence_is_refused(setup):
     world, pki, client = setup
     bruno, daniel = w.bearer(client, world, w.BRUNO_CPF), w.bearer(client, world, rw.DANIEL_CPF)
     request_id = rw.create_complete(client, bruno, pki)
-    problem(client.post(f"/solicitacoes/{request_id}/evidencias", headers=bruno,
-                        files={"arquivo": ("a.pdf", rw.minimal_pdf(), "application/pdf")}), 409)  # not in homologação yet
+    problem(
+        client.post(
+            f"/solicitacoes/{request_id}/evidencias",
+            headers=bruno,
+            files={"arquivo": ("a.pdf", rw.minimal_pdf(), "application/pdf")},
+        ),
+        409,
+    )  # not in homologação yet
     rw.submit(client, bruno, request_id).raise_for_status()
     client.post(f"/solicitacoes/{request_id}/aprovacao", json={}, headers=daniel).raise_for_status()
     refused = problem(client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno), 409)
     assert refused["type"].endswith("evidencias-ausentes") and "evidência" in refused["detail"]
     # Rejected for production: the credential stays in homologação; new evidence, sent again.
-    client.post(f"/solicitacoes/{request_id}/evidencias", headers=bruno,
-                files={"arquivo": ("a.png", rw.minimal_png(), "image/png")}).raise_for_status()
+    client.post(
+        f"/solicitacoes/{request_id}/evidencias", headers=bruno, files={"arquivo": ("a.png", rw.minimal_png(), "image/png")}
+    ).raise_for_status()
     client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno).raise_for_status()
-    rejected = client.post(f"/solicitacoes/{request_id}/reprovacao-producao", json={"motivo": "print sem o token"}, headers=daniel)
-    assert rejected.json()["situacao"]["codigo"] == "reprovada_producao" and rejected.json()["credencial"]["ambiente"] == "homologacao"
-    again = problem(client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno), 409)  # the old evidence was already sent
+    rejected = client.post(
+        f"/solicitacoes/{request_id}/reprovacao-producao", json={"motivo": "print sem o token"}, headers=daniel
+    )
+    assert (
+        rejected.json()["situacao"]["codigo"] == "reprovada_producao"
+        and rejected.json()["credencial"]["ambiente"] == "homologacao"
+    )
+    again = problem(
+        client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno), 409
+    )  # the old evidence was already sent
     assert again["type"].endswith("evidencias-ausentes")
     sent_id = rejected.json()["evidencias"][0]["id"]
     problem(client.delete(f"/solicitacoes/{request_id}/evidencias/{sent_id}", headers=bruno), 409)
-    client.post(f"/solicitacoes/{request_id}/evidencias", headers=bruno,
-                files={"arquivo": ("b.pdf", rw.minimal_pdf(2), "application/pdf")}).raise_for_status()
-    assert client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno).json()["situacao"]["codigo"] == "em_analise_producao"
+    client.post(
+        f"/solicitacoes/{request_id}/evidencias",
+        headers=bruno,
+        files={"arquivo": ("b.pdf", rw.minimal_pdf(2), "application/pdf")},
+    ).raise_for_status()
+    assert (
+        client.post(f"/solicitacoes/{request_id}/envio-producao", headers=bruno).json()["situacao"]["codigo"]
+        == "em_analise_producao"
+    )
 
 
 # -- who may do what ----------------------------------------------------------------------------------------
@@ -302,15 +394,18 @@ def test_requests_are_private_and_analysts_cannot_judge_their_own(setup):
     with world.database.session() as session, session.begin():
         session.execute(sa.text("UPDATE credential_request SET status = 'em_analise' WHERE id = :id"), {"id": own})
     assert problem(client.post(f"/solicitacoes/{own}/aprovacao", json={}, headers=daniel), 403)["type"].endswith(
-        "analise-da-propria-solicitacao")
+        "analise-da-propria-solicitacao"
+    )
     assert client.post(f"/solicitacoes/{own}/reprovacao", json={"motivo": "conflito"}, headers=fabio).status_code == 200
 
 
 def _valid_calls(pki, version: int) -> list[tuple[str, str, dict]]:
     """Every route on a request, each with a body its owner could send successfully."""
     issued = pki.e_cpf(w.ANA_CPF, "ANA SOUZA")
-    pfx = {"files": {"arquivo": ("ana.pfx", pki.pfx(issued, rw.PFX_PASSWORD), "application/x-pkcs12")},
-           "data": {"senha": rw.PFX_PASSWORD}}
+    pfx = {
+        "files": {"arquivo": ("ana.pfx", pki.pfx(issued, rw.PFX_PASSWORD), "application/x-pkcs12")},
+        "data": {"senha": rw.PFX_PASSWORD},
+    }
     return [
         ("GET", "", {}),
         ("PATCH", "", {"json": {"gestor": rw.form()["gestor"], "sistema": rw.sistema()}}),
@@ -346,7 +441,8 @@ def test_every_route_on_a_request_answers_404_to_another_user_even_with_a_valid_
             assert foreign.status_code == 404, (method, path, foreign.status_code, foreign.text)
             assert absent.status_code == 404, (method, path, absent.status_code, absent.text)
             assert {k: v for k, v in foreign.json().items() if k != "instance"} == {
-                k: v for k, v in absent.json().items() if k != "instance"}, (method, path)
+                k: v for k, v in absent.json().items() if k != "instance"
+            }, (method, path)
     assert client.get(f"/solicitacoes/{request_id}", headers=bruno).json() == before  # nothing changed
 
 
@@ -369,13 +465,22 @@ def test_listings_tabs_counts_pages_and_the_csv(setup):
     assert client.get("/solicitacoes", headers=bruno).json()["items"][0]["id"] == ids[2]  # default tab: em análise
     problem(client.get("/solicitacoes", params={"page_size": 101}, headers=bruno), 422)
     # Analysts see every request once sent, never someone's draft.
-    assert client.get("/analise/solicitacoes", headers=daniel).json()["contagens"] == {"rascunhos": 0, "em_analise": 1, "respostas": 2}
+    assert client.get("/analise/solicitacoes", headers=daniel).json()["contagens"] == {
+        "rascunhos": 0,
+        "em_analise": 1,
+        "respostas": 2,
+    }
 
     credentials = client.get("/credenciais", headers=bruno).json()
     assert credentials["contagens"] == {"homologacao": 1, "em_analise_producao": 0, "producao": 1}  # + his 3805/2024
     item = credentials["items"][0]
     assert (item["aba"], item["solicitante_id"], item["tipo_usuario"], item["solicitacao_id"], item["origem"]) == (
-        "homologacao", client.get("/me", headers=bruno).json()["user"]["id"], "pessoa_fisica", ids[0], "outros")
+        "homologacao",
+        client.get("/me", headers=bruno).json()["user"]["id"],
+        "pessoa_fisica",
+        ids[0],
+        "outros",
+    )
     assert item["operacoes"] == [{"operacao": "imunizacao-total-sp", "metodo": "GET", "situacao": "aprovada"}]
     old = client.get("/credenciais", params={"aba": "producao"}, headers=bruno).json()["items"]
     assert [(c["numero"], c["solicitante_id"], c["tipo_usuario"]) for c in old] == [("3805/2024", None, None)]
@@ -386,7 +491,11 @@ def test_listings_tabs_counts_pages_and_the_csv(setup):
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert [(int(r["id"]), r["situacao"]) for r in rows] == [
-        (ids[0], "aprovada em homologação"), (ids[1], "reprovada"), (ids[2], "em análise"), (ids[3], "rascunho")]
+        (ids[0], "aprovada em homologação"),
+        (ids[1], "reprovada"),
+        (ids[2], "em análise"),
+        (ids[3], "rascunho"),
+    ]
     assert rows[0]["credencial"] == item["numero"] and rows[0]["operacoes"] == "imunizacao-total-sp"
     assert rows[0]["estabelecimento"] == "UBS SE" and rows[0]["sistema"] == "Vacivida SP"
 
@@ -398,13 +507,23 @@ def test_credential_numbers_are_sequential_per_year_and_skip_taken_ones(setup):
     from portal_api import crud
 
     with world.database.session() as session, session.begin():  # an admin-made credential holds 2/<year>
-        crud.create_credential(session, number=f"2/{year}", cnes="0010456", uf="DF", system_name="legado", environment="producao",
-                               holder=crud.user_by_cpf(session, w.ANA_CPF), operations=[w.DF])
+        crud.create_credential(
+            session,
+            number=f"2/{year}",
+            cnes="0010456",
+            uf="DF",
+            system_name="legado",
+            environment="producao",
+            holder=crud.user_by_cpf(session, w.ANA_CPF),
+            operations=[w.DF],
+        )
     numbers = []
     for _ in range(3):
         request_id = rw.create_complete(client, bruno, pki)
         rw.submit(client, bruno, request_id).raise_for_status()
-        numbers.append(client.post(f"/solicitacoes/{request_id}/aprovacao", json={}, headers=daniel).json()["credencial"]["numero"])
+        numbers.append(
+            client.post(f"/solicitacoes/{request_id}/aprovacao", json={}, headers=daniel).json()["credencial"]["numero"]
+        )
     assert numbers == [f"3/{year}", f"4/{year}", f"5/{year}"]
 
 
@@ -420,12 +539,17 @@ def test_acquiring_holdership_of_a_credential(setup):
     ana, carla, eduarda = (w.bearer(client, world, cpf) for cpf in (w.ANA_CPF, w.CARLA_CPF, rw.EDUARDA_CPF))
     daniel = w.bearer(client, world, rw.DANIEL_CPF)
     # The same answer, byte for byte, for a credential, a missing number and one's own credential.
-    existing, missing, own = _claim(client, eduarda, "3804/2024"), _claim(client, eduarda, "9999/2024"), _claim(client, ana, "3804/2024")
+    existing, missing, own = (
+        _claim(client, eduarda, "3804/2024"),
+        _claim(client, eduarda, "9999/2024"),
+        _claim(client, ana, "3804/2024"),
+    )
     assert existing.status_code == missing.status_code == own.status_code == 202
     assert existing.content == missing.content == own.content
     per_request = ("date", "x-request-id")  # differ between any two answers
     assert {k: v for k, v in existing.headers.items() if k not in per_request} == {
-        k: v for k, v in missing.headers.items() if k not in per_request}
+        k: v for k, v in missing.headers.items() if k not in per_request
+    }
     assert "Ana" not in existing.text and "id" not in existing.json()
     # The claimant's own list: the number and its state, never the holder nor whether it matched.
     mine = client.get("/credenciais/titularidade", headers=eduarda).json()["items"]
@@ -435,14 +559,19 @@ def test_acquiring_holdership_of_a_credential(setup):
     assert _claim(client, carla, "3804/2024", "eu também").status_code == 202
     pending = client.get("/analise/titularidade", headers=daniel).json()["items"]
     assert len(pending) == 4
-    transfer = next(t for t in pending if t["numero_credencial"] == "3804/2024" and t["credencial_encontrada"]
-                    and t["justificativa"].startswith("Ana saiu"))
+    transfer = next(
+        t
+        for t in pending
+        if t["numero_credencial"] == "3804/2024" and t["credencial_encontrada"] and t["justificativa"].startswith("Ana saiu")
+    )
     assert (transfer["titular_anterior"]["nome"], transfer["gestor_confere"]) == ("Ana Souza", False)
     unknown = next(t for t in pending if t["numero_credencial"] == "9999/2024")
     assert unknown["credencial_encontrada"] is False and unknown["titular_anterior"] is None
     problem(client.post(f"/analise/titularidade/{unknown['id']}/aprovacao", json={}, headers=daniel), 409)
     problem(client.post(f"/analise/titularidade/{transfer['id']}/aprovacao", json={}, headers=carla), 403)
-    approved = client.post(f"/analise/titularidade/{transfer['id']}/aprovacao", json={"observacao": "ofício 12/2026"}, headers=daniel)
+    approved = client.post(
+        f"/analise/titularidade/{transfer['id']}/aprovacao", json={"observacao": "ofício 12/2026"}, headers=daniel
+    )
     assert approved.status_code == 200 and approved.json()["situacao"]["codigo"] == "aprovada"
     assert [h["acao"] for h in approved.json()["historico"]] == ["criar", "aprovar"]
     problem(client.post(f"/analise/titularidade/{transfer['id']}/reprovacao", json={"motivo": "tarde"}, headers=daniel), 409)
@@ -511,11 +640,14 @@ def test_migration_and_a_walk_on_postgres(tmp_path, postgres_url):
             assert done["situacao"]["codigo"] == "producao" and done["credencial"]["ambiente"] == "producao"
             w.accept_terms(client, bruno, w.SP_STATE)
             sp_state = world.file(w.SP_STATE, DAY)
-            assert hashlib.sha256(client.get(f"/files/{sp_state.id}/content", headers=bruno).content).hexdigest() == sp_state.sha256
+            assert (
+                hashlib.sha256(client.get(f"/files/{sp_state.id}/content", headers=bruno).content).hexdigest() == sp_state.sha256
+            )
             with world.database.session() as session:
                 operations = session.execute(
-                    sa.select(CredentialOperation.operation, CredentialOperation.status)
-                    .where(CredentialOperation.credential_id == done["credencial"]["id"])
+                    sa.select(CredentialOperation.operation, CredentialOperation.status).where(
+                        CredentialOperation.credential_id == done["credencial"]["id"]
+                    )
                 ).all()
                 assert operations == [(w.SP_STATE, "aprovada")]
                 assert session.scalar(sa.select(sa.func.count()).select_from(WorkflowTransition)) == 5
@@ -543,7 +675,18 @@ def test_catalogue_and_adding_all_operations(setup):
     world, pki, client = setup
     bruno, daniel = w.bearer(client, world, w.BRUNO_CPF), w.bearer(client, world, rw.DANIEL_CPF)
     apis = {a["codigo"]: a for a in client.get("/catalogo/apis", headers=bruno).json()}
-    assert {"cns", "rel", "ria", "vacinacao", "soa-bnafar", "esus-notifica", "sus-digital", "rac", "rira", "vacinacao-d1-csv"} == set(apis)
+    assert {
+        "cns",
+        "rel",
+        "ria",
+        "vacinacao",
+        "soa-bnafar",
+        "esus-notifica",
+        "sus-digital",
+        "rac",
+        "rira",
+        "vacinacao-d1-csv",
+    } == set(apis)
     assert "/fhir/r4/Patient GET" in apis["cns"]["operacoes"] and "/token POST" in apis["cns"]["operacoes"]
     assert "/contexto-atendimento POST" in apis["ria"]["operacoes"]
     assert apis["vacinacao-d1-csv"]["operacoes"] == ["imunizacao-total-<uf> GET", "imunizacao-total-<uf>-<ibge6> GET"]
@@ -555,11 +698,23 @@ def test_catalogue_and_adding_all_operations(setup):
 
     # "Adicionar todos" in the D-1 API needs the establishment (its UF) first.
     draft = client.post("/solicitacoes", json={}, headers=bruno).json()["id"]
-    early = problem(client.patch(f"/solicitacoes/{draft}", headers=bruno,
-                                 json={"api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "adicionar_todas": True}}), 422)
+    early = problem(
+        client.patch(
+            f"/solicitacoes/{draft}",
+            headers=bruno,
+            json={"api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "adicionar_todas": True}},
+        ),
+        422,
+    )
     assert early["errors"][0]["field"] == "api.adicionar_todas"
-    both = client.patch(f"/solicitacoes/{draft}", headers=bruno, json={
-        "estabelecimento": {"cnes": rw.SP_MAIN}, "api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "adicionar_todas": True}})
+    both = client.patch(
+        f"/solicitacoes/{draft}",
+        headers=bruno,
+        json={
+            "estabelecimento": {"cnes": rw.SP_MAIN},
+            "api": {"codigo": "vacinacao-d1-csv", "versao": "1.0", "adicionar_todas": True},
+        },
+    )
     assert [o["operacao"] for o in both.json()["api"]["operacoes"]] == sp
     # A DF establishment under SP operations is refused, naming the establishment field.
     moved = problem(client.patch(f"/solicitacoes/{draft}", json={"estabelecimento": {"cnes": "0010456"}}, headers=bruno), 422)
@@ -568,11 +723,15 @@ def test_catalogue_and_adding_all_operations(setup):
     # Another API: its credential is the same model, listed in "Gerenciar credenciais", never in the download API.
     request_id = rw.create_complete(client, bruno, pki, api={"codigo": "cns", "versao": "2.0", "adicionar_todas": True})
     rw.submit(client, bruno, request_id).raise_for_status()
-    approved = client.post(f"/solicitacoes/{request_id}/aprovacao", json={"operacoes": ["/fhir/r4/Patient GET", "/token  POST"]},
-                           headers=daniel)
+    approved = client.post(
+        f"/solicitacoes/{request_id}/aprovacao", json={"operacoes": ["/fhir/r4/Patient GET", "/token  POST"]}, headers=daniel
+    )
     assert approved.status_code == 200, approved.text
     assert [(o["operacao"], o["metodo"], o["situacao"]) for o in approved.json()["api"]["operacoes"]] == [
-        ("/token", "POST", "aprovada"), ("/fhir/r4/Patient", "GET", "aprovada"), ("/fhir/r4/Patient/{id}", "GET", "reprovada")]
+        ("/token", "POST", "aprovada"),
+        ("/fhir/r4/Patient", "GET", "aprovada"),
+        ("/fhir/r4/Patient/{id}", "GET", "reprovada"),
+    ]
     listed = client.get("/credenciais", headers=bruno).json()["items"]
     assert [(c["api"], c["numero"]) for c in listed] == [("cns", approved.json()["credencial"]["numero"])]
     me = client.get("/me", headers=bruno)
@@ -580,7 +739,9 @@ def test_catalogue_and_adding_all_operations(setup):
     assert client.get("/operations", headers=bruno).status_code == 200
 
     # The CNES lookup.
-    assert problem(client.get("/estabelecimentos", headers=bruno), 422)["errors"][0]["message"].startswith("CNES: informe o CNES ou o CNPJ")
+    assert problem(client.get("/estabelecimentos", headers=bruno), 422)["errors"][0]["message"].startswith(
+        "CNES: informe o CNES ou o CNPJ"
+    )
     assert len(client.get("/estabelecimentos", params={"cnpj": "00394700000108"}, headers=bruno).json()) == 4
     assert client.get("/estabelecimentos", params={"cnes": "7654321"}, headers=bruno).json() == []
 
@@ -599,8 +760,16 @@ def _round_trip(url: str) -> None:
     database = Database(url)
     with database.session() as session, session.begin():
         holder = crud.create_user(session, cpf=w.ANA_CPF, name="Ana", email="ana@df.gov.br")
-        crud.create_credential(session, number="1/2026", cnes="0010456", uf="DF", system_name="SI", environment="producao",
-                               holder=holder, operations=[w.DF])
+        crud.create_credential(
+            session,
+            number="1/2026",
+            cnes="0010456",
+            uf="DF",
+            system_name="SI",
+            environment="producao",
+            holder=holder,
+            operations=[w.DF],
+        )
     config = serving_db.alembic_config("portal_api", url)
     command.downgrade(config, "0001_portal")
     assert serving_db.current_revision("portal_api", database.engine) == "0001_portal"
@@ -608,7 +777,9 @@ def _round_trip(url: str) -> None:
     assert "credential_request" not in sa.inspect(database.engine).get_table_names()
     command.upgrade(config, "head")
     with database.engine.connect() as conn:  # the credential made before 0002 is a D-1 one without a range
-        assert conn.execute(sa.text("select number, api, ip_range_start from credential")).all() == [("1/2026", "vacinacao-d1-csv", None)]
+        assert conn.execute(sa.text("select number, api, ip_range_start from credential")).all() == [
+            ("1/2026", "vacinacao-d1-csv", None)
+        ]
     database.dispose()
 
 
@@ -639,8 +810,15 @@ def test_concurrent_approvals_on_postgres_get_distinct_numbers_and_one_decision_
         analyst = crud.create_user(session, cpf=rw.DANIEL_CPF, name="Daniel", email="d@saude.gov.br")
         ids = []
         for _ in range(9):
-            row = CredentialRequest(requester_user_id=requester.id, status="em_analise", api_code="vacinacao-d1-csv", api_version="1.0",
-                                    est_cnes=rw.SP_MAIN, est_uf="SP", sistema=rw.sistema())
+            row = CredentialRequest(
+                requester_user_id=requester.id,
+                status="em_analise",
+                api_code="vacinacao-d1-csv",
+                api_version="1.0",
+                est_cnes=rw.SP_MAIN,
+                est_uf="SP",
+                sistema=rw.sistema(),
+            )
             session.add(row)
             session.flush()
             session.add(RequestOperation(request_id=row.id, operation=w.SP_STATE, position=0))
@@ -688,9 +866,13 @@ def test_a_homologacao_instance_serves_homologacao_credentials_within_their_rang
             client.post(f"/solicitacoes/{request_id}/aprovacao", json={}, headers=daniel).raise_for_status()
             sp_state = world.file(w.SP_STATE, DAY)
             w.accept_terms(client, bruno, w.SP_STATE)
-            assert hashlib.sha256(client.get(f"/files/{sp_state.id}/content", headers=bruno).content).hexdigest() == sp_state.sha256
+            assert (
+                hashlib.sha256(client.get(f"/files/{sp_state.id}/content", headers=bruno).content).hexdigest() == sp_state.sha256
+            )
             problem(client.get(f"/files/{sp_state.id}/content", headers={**bruno, "X-Forwarded-For": "177.10.0.1"}), 403)
-            assert [o["operation"] for o in client.get("/operations", headers=bruno).json()] == [w.SP_STATE]  # not 3805/2024 (produção)
+            assert [o["operation"] for o in client.get("/operations", headers=bruno).json()] == [
+                w.SP_STATE
+            ]  # not 3805/2024 (produção)
             problem(client.get(f"/operations/{w.DF}/years", headers=w.bearer(client, world, w.ANA_CPF)), 404)
     finally:
         client.app.state.services.database.dispose()

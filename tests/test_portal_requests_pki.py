@@ -43,25 +43,45 @@ def trust(pki, tmp_path_factory):
 def test_the_icp_brasil_layout_gives_cpf_cnpj_and_responsible(pki, trust):
     e_cpf = certificates.check(pki.e_cpf(w.ANA_CPF).pem, None, trust)
     assert (e_cpf.ids.holder_kind, e_cpf.ids.cpf, e_cpf.ids.cnpj, e_cpf.ids.responsible_cpf) == (
-        "pessoa_fisica", w.ANA_CPF, None, None)
+        "pessoa_fisica",
+        w.ANA_CPF,
+        None,
+        None,
+    )
     e_cnpj = certificates.check(pki.e_cnpj(CNPJ_SP, w.BRUNO_CPF).pem, None, trust)
     assert (e_cnpj.ids.holder_kind, e_cnpj.ids.cpf, e_cnpj.ids.cnpj, e_cnpj.ids.responsible_cpf, e_cnpj.ids.responsible_name) == (
-        "pessoa_juridica", None, CNPJ_SP, w.BRUNO_CPF, "BRUNO LIMA")
-    equipment = pki.leaf("vacivida.prefeitura.sp.gov.br", other_names={
-        "2.16.76.1.3.8": "PREFEITURA DO MUNICIPIO DE SAO PAULO", "2.16.76.1.3.3": CNPJ_SP,
-        "2.16.76.1.3.2": "BRUNO LIMA", "2.16.76.1.3.4": dados_pessoa(w.BRUNO_CPF)})
+        "pessoa_juridica",
+        None,
+        CNPJ_SP,
+        w.BRUNO_CPF,
+        "BRUNO LIMA",
+    )
+    equipment = pki.leaf(
+        "vacivida.prefeitura.sp.gov.br",
+        other_names={
+            "2.16.76.1.3.8": "PREFEITURA DO MUNICIPIO DE SAO PAULO",
+            "2.16.76.1.3.3": CNPJ_SP,
+            "2.16.76.1.3.2": "BRUNO LIMA",
+            "2.16.76.1.3.4": dados_pessoa(w.BRUNO_CPF),
+        },
+    )
     assert certificates.check(equipment.der, None, trust).ids.holder_kind == "aplicacao"
     # The CPF sits at positions 9-19 whatever the rest holds; zeros mean "not informed".
     shifted = pki.leaf(other_names={"2.16.76.1.3.1": dados_pessoa(w.CARLA_CPF, nascimento="01011970", nis="0" * 11, rg="0" * 15)})
     assert certificates.check(shifted.pem, None, trust).ids.cpf == w.CARLA_CPF
-    assert e_cpf.chain[1:] == [pki.intermediate.certificate.subject.rfc4514_string(), pki.root.certificate.subject.rfc4514_string()]
+    assert e_cpf.chain[1:] == [
+        pki.intermediate.certificate.subject.rfc4514_string(),
+        pki.root.certificate.subject.rfc4514_string(),
+    ]
     assert e_cpf.chain[0].startswith("CN=ANA SOUZA:52998224725")
 
 
 def test_other_der_string_types_and_long_lengths_are_read(pki, trust):
     content = dados_pessoa(w.ANA_CPF) + " " * 90  # > 127 bytes: long-form DER length
-    for encoded in (bytes([0x13, 0x81, len(content)]) + content.encode(),  # PrintableString
-                    bytes([0x0C, 0x81, len(content)]) + content.encode()):  # UTF8String
+    for encoded in (
+        bytes([0x13, 0x81, len(content)]) + content.encode(),  # PrintableString
+        bytes([0x0C, 0x81, len(content)]) + content.encode(),
+    ):  # UTF8String
         certificate = _with_san(pki, [x509.OtherName(x509.ObjectIdentifier("2.16.76.1.3.1"), encoded)])
         assert certificates.icp_brasil_ids(certificate).cpf == w.ANA_CPF
     # (cryptography refuses to build a certificate with malformed DER here, so the reader is checked directly)
@@ -77,9 +97,14 @@ def _with_san(pki: Pki, names) -> x509.Certificate:
 
     key = ec.generate_private_key(ec.SECP256R1())
     return (
-        x509.CertificateBuilder().subject_name(pki.intermediate.certificate.subject).issuer_name(pki.intermediate.certificate.subject)
-        .public_key(key.public_key()).serial_number(1).not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=1)).add_extension(x509.SubjectAlternativeName(names), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(pki.intermediate.certificate.subject)
+        .issuer_name(pki.intermediate.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(pki.intermediate.key, hashes.SHA256())
     )
 
@@ -102,21 +127,51 @@ def test_cer_in_pem_or_der_and_a_pem_chain(pki, trust, tmp_path):
 
 REFUSALS = {
     "cadeia-nao-confiavel": (lambda pki: Pki("Outra").e_cpf(w.ANA_CPF).pem, None, "arquivo", "não leva a uma AC raiz confiável"),
-    "expirado": (lambda pki: pki.e_cpf(w.ANA_CPF, not_before=NOW - dt.timedelta(days=400), not_after=NOW - dt.timedelta(days=1)).pem,
-                 None, "arquivo", "expirou em"),
-    "ainda-nao-valido": (lambda pki: pki.e_cpf(w.ANA_CPF, not_before=NOW + dt.timedelta(days=1)).pem, None, "arquivo",
-                         "ainda não é válido"),
-    "sem-autenticacao-de-cliente": (lambda pki: pki.e_cpf(w.ANA_CPF, eku=[x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION]).pem, None,
-                                    "arquivo", "autenticação de cliente"),
+    "expirado": (
+        lambda pki: pki.e_cpf(w.ANA_CPF, not_before=NOW - dt.timedelta(days=400), not_after=NOW - dt.timedelta(days=1)).pem,
+        None,
+        "arquivo",
+        "expirou em",
+    ),
+    "ainda-nao-valido": (
+        lambda pki: pki.e_cpf(w.ANA_CPF, not_before=NOW + dt.timedelta(days=1)).pem,
+        None,
+        "arquivo",
+        "ainda não é válido",
+    ),
+    "sem-autenticacao-de-cliente": (
+        lambda pki: pki.e_cpf(w.ANA_CPF, eku=[x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION]).pem,
+        None,
+        "arquivo",
+        "autenticação de cliente",
+    ),
     "sem-uso-estendido": (lambda pki: pki.e_cpf(w.ANA_CPF, eku=[]).pem, None, "arquivo", "autenticação de cliente"),
-    "sem-assinatura-digital": (lambda pki: pki.e_cpf(w.ANA_CPF, digital_signature=False).pem, None, "arquivo", "digitalSignature"),
+    "sem-assinatura-digital": (
+        lambda pki: pki.e_cpf(w.ANA_CPF, digital_signature=False).pem,
+        None,
+        "arquivo",
+        "digitalSignature",
+    ),
     "certificado-de-ac": (lambda pki: pki.intermediate.pem, None, "arquivo", "autoridade certificadora"),
-    "sem-cpf-nem-cnpj": (lambda pki: pki.leaf(other_names={"2.16.76.1.3.5": "0" * 19}).pem, None, "arquivo", "não traz CPF nem CNPJ"),
-    "cpf-com-digito-errado": (lambda pki: pki.leaf(other_names={"2.16.76.1.3.1": dados_pessoa("52998224726")}).pem, None, "arquivo",
-                              "dígito verificador inválido"),
+    "sem-cpf-nem-cnpj": (
+        lambda pki: pki.leaf(other_names={"2.16.76.1.3.5": "0" * 19}).pem,
+        None,
+        "arquivo",
+        "não traz CPF nem CNPJ",
+    ),
+    "cpf-com-digito-errado": (
+        lambda pki: pki.leaf(other_names={"2.16.76.1.3.1": dados_pessoa("52998224726")}).pem,
+        None,
+        "arquivo",
+        "dígito verificador inválido",
+    ),
     "cpf-ilegivel": (lambda pki: pki.leaf(other_names={"2.16.76.1.3.1": "1503198052998"}).pem, None, "arquivo", "CPF legível"),
-    "pem-com-chave-privada": (lambda pki: pki.e_cpf(w.ANA_CPF).pem + pki.e_cpf(w.ANA_CPF).private_pem(), None, "arquivo",
-                              "chave privada"),
+    "pem-com-chave-privada": (
+        lambda pki: pki.e_cpf(w.ANA_CPF).pem + pki.e_cpf(w.ANA_CPF).private_pem(),
+        None,
+        "arquivo",
+        "chave privada",
+    ),
     "nao-e-certificado": (lambda pki: b"<html>certificado</html>", None, "arquivo", "não é um certificado"),
     "vazio": (lambda pki: b"", None, "arquivo", "vazio"),
     "grande-demais": (lambda pki: b"0" * (64 * 1024 + 1), None, "arquivo", "passa de 64 KB"),
@@ -152,18 +207,30 @@ def test_over_http_a_refusal_names_the_field_and_a_missing_store_is_503(tmp_path
             for content, data, field, label in (
                 (expired.der, None, "arquivo", "Arquivo: o certificado expirou em"),
                 (Pki("Estranha").e_cpf(w.BRUNO_CPF).der, None, "arquivo", "Arquivo: a cadeia do certificado"),
-                (world_pki.pfx(world_pki.e_cpf(w.BRUNO_CPF), "a"), {"senha": "b"}, "senha", "Senha do certificado: senha incorreta"),
+                (
+                    world_pki.pfx(world_pki.e_cpf(w.BRUNO_CPF), "a"),
+                    {"senha": "b"},
+                    "senha",
+                    "Senha do certificado: senha incorreta",
+                ),
             ):
-                response = client.put(f"/solicitacoes/{request_id}/certificado", headers=bruno, data=data,
-                                      files={"arquivo": ("x.cer", content, "application/pkix-cert")})
+                response = client.put(
+                    f"/solicitacoes/{request_id}/certificado",
+                    headers=bruno,
+                    data=data,
+                    files={"arquivo": ("x.cer", content, "application/pkix-cert")},
+                )
                 assert response.status_code == 422, response.text
                 error = response.json()["errors"][0]
                 assert error["field"] == field and error["message"].startswith(label), error
             assert client.get(f"/solicitacoes/{request_id}", headers=bruno).json()["certificado"] is None
             client.app.state.solicitacoes.settings = world.settings.model_copy(update={"trust_store": None})
             client.app.state.solicitacoes._trust = None
-            unavailable = client.put(f"/solicitacoes/{request_id}/certificado", headers=bruno,
-                                     files={"arquivo": ("x.cer", world_pki.e_cpf(w.BRUNO_CPF).der, "application/pkix-cert")})
+            unavailable = client.put(
+                f"/solicitacoes/{request_id}/certificado",
+                headers=bruno,
+                files={"arquivo": ("x.cer", world_pki.e_cpf(w.BRUNO_CPF).der, "application/pkix-cert")},
+            )
             assert unavailable.status_code == 503 and "repositório" in unavailable.json()["detail"]
     finally:
         client.app.state.services.database.dispose()
@@ -180,8 +247,12 @@ def test_the_pfx_private_key_and_password_are_provably_not_stored(tmp_path):
         with client:
             bruno = w.bearer(client, world, w.BRUNO_CPF)
             request_id = client.post("/solicitacoes", json={}, headers=bruno).json()["id"]
-            response = client.put(f"/solicitacoes/{request_id}/certificado", headers=bruno, data={"senha": password},
-                                  files={"arquivo": ("bruno.pfx", container, "application/x-pkcs12")})
+            response = client.put(
+                f"/solicitacoes/{request_id}/certificado",
+                headers=bruno,
+                data={"senha": password},
+                files={"arquivo": ("bruno.pfx", container, "application/x-pkcs12")},
+            )
             assert response.status_code == 200, response.text
             assert response.json()["pem"].encode() == issued.pem
     finally:
@@ -191,8 +262,9 @@ def test_the_pfx_private_key_and_password_are_provably_not_stored(tmp_path):
     secrets = {
         "chave PKCS#8 DER": issued.private_der(),
         "chave PKCS#8 PEM (corpo)": b"".join(issued.private_pem().splitlines()[1:-1])[:64],
-        "chave RSA tradicional DER": issued.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
-                                                             serialization.NoEncryption()),
+        "chave RSA tradicional DER": issued.key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        ),
         "expoente privado d": numbers.d.to_bytes((numbers.d.bit_length() + 7) // 8, "big")[:48],
         "primo p": numbers.p.to_bytes((numbers.p.bit_length() + 7) // 8, "big")[:48],
         "o .pfx inteiro": container[:256],
@@ -222,7 +294,7 @@ def pdf_of_size(size: int) -> bytes:
 
 
 def _flip(data: bytes, index: int) -> bytes:
-    return data[:index] + bytes([data[index] ^ 0xFF]) + data[index + 1:]
+    return data[:index] + bytes([data[index] ^ 0xFF]) + data[index + 1 :]
 
 
 EVIDENCE_REFUSALS = {
@@ -266,9 +338,16 @@ def test_valid_pdf_and_png_and_the_5_mb_limit_over_http(tmp_path):
             assert exact.status_code == 201 and exact.json()["tamanho"] == limit, exact.text
             over = client.post(url, headers=bruno, files={"arquivo": ("grande.pdf", pdf_of_size(limit + 1), "application/pdf")})
             assert over.status_code == 422 and "o máximo é 5.242.880 bytes" in over.json()["errors"][0]["message"], over.text
-            way_over = client.post(url, headers=bruno, files={"arquivo": ("enorme.pdf", b"%PDF-1.7" + b"0" * (limit + 100_000), "application/pdf")})
+            way_over = client.post(
+                url, headers=bruno, files={"arquivo": ("enorme.pdf", b"%PDF-1.7" + b"0" * (limit + 100_000), "application/pdf")}
+            )
             assert way_over.status_code == 413  # refused by the body limit before it is read
-            assert client.post(url, headers=bruno, files={"arquivo": ("../../etc/x.png", rw.minimal_png(), "image/png")}).json()["nome"] == "x.png"
+            assert (
+                client.post(url, headers=bruno, files={"arquivo": ("../../etc/x.png", rw.minimal_png(), "image/png")}).json()[
+                    "nome"
+                ]
+                == "x.png"
+            )
     finally:
         client.app.state.services.database.dispose()
         world.database.dispose()

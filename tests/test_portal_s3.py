@@ -61,7 +61,8 @@ def test_s3_download_is_a_per_request_presigned_redirect_logged_first(s3_world):
 
     page = client.get(f"/files/{published.id}/downloads", headers=headers).json()
     assert [(d["delivery"], d["range"]) for d in page["items"]] == [
-        ("redirect", f"bytes=1000-{len(published.gz) - 1}"), ("redirect", None),
+        ("redirect", f"bytes=1000-{len(published.gz) - 1}"),
+        ("redirect", None),
     ]
     # The CSV representation streams through the API from S3.
     plain = client.get(url, params={"format": "csv"}, headers={**headers, "Accept-Encoding": "identity"})

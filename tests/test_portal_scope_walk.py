@@ -61,8 +61,9 @@ def test_no_answer_differs_between_another_scopes_object_and_a_missing_one(setup
         w.accept_terms(client, headers, operation)
     # Objects of each kind: Bruno's draft, a claim of Eduarda's, DF's and SP city's files.
     draft = rw.create_complete(client, bruno, pki)
-    claim = client.post("/credenciais/titularidade", json={"numero_credencial": "3805/2024", "justificativa": "sou eu"},
-                        headers=eduarda)
+    claim = client.post(
+        "/credenciais/titularidade", json={"numero_credencial": "3805/2024", "justificativa": "sou eu"}, headers=eduarda
+    )
     assert claim.status_code == 202
     claim_id = client.get("/credenciais/titularidade", headers=eduarda).json()["items"][0]["id"]
     df_file, sp_file = world.file(w.DF, DAY).id, world.file(w.SP_CITY, DAY).id

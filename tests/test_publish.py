@@ -201,8 +201,9 @@ def test_one_uf_alone_leaves_the_other_ufs_untouched(storage, catalog, days):
     assert manifest["publication"]["scope"] == "SP"
     # The whole corrected day then changes only the rest.
     rest = Publisher(storage, catalog).publish(days["corrected"])
-    assert rest.changed == len({op for op in full_csv.keys() | before.keys()
-                                if after.get(op) is None or full_csv.get(op) != after[op].sha256_csv})
+    assert rest.changed == len(
+        {op for op in full_csv.keys() | before.keys() if after.get(op) is None or full_csv.get(op) != after[op].sha256_csv}
+    )
     assert all(r.uf != "SP" for r in catalog.current_files_of_day(DAY) if r.publication_id == rest.publication_id)
 
 
@@ -229,7 +230,6 @@ class FlakyStorage(Storage):
         if self.fail_put_bytes:
             raise OSError("falha injetada no manifesto")
         return self.inner.put_bytes(key, data, **kwargs)
-
 
     def head(self, key):
         return self.inner.head(key)

@@ -14,7 +14,9 @@ def test_local_storage_roundtrip_ranges_and_metadata(tmp_path):
     data = bytes(range(256)) * 5000
     source = tmp_path / "x.bin"
     source.write_bytes(data)
-    info = store.put_file("d1/2026/x.csv.gz", source, content_type="text/csv", content_encoding="gzip", metadata={"sha256": "abc"})
+    info = store.put_file(
+        "d1/2026/x.csv.gz", source, content_type="text/csv", content_encoding="gzip", metadata={"sha256": "abc"}
+    )
     assert info.size == len(data)
     head = store.head("d1/2026/x.csv.gz")
     assert head.metadata == {"sha256": "abc"} and head.content_encoding == "gzip"

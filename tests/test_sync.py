@@ -217,7 +217,9 @@ def test_usage_errors_exit_2_with_one_pt_br_line(tmp_path):
     # The portal unreachable: retried, then exit 1 (try again later) with the JSON line.
     from tests.conftest import free_port
 
-    down = sw.sync(f"http://127.0.0.1:{free_port()}", tmp_path / "d", "--operation", sw.SP_CITY, "--retries", "3", token="x", cpf="1")
+    down = sw.sync(
+        f"http://127.0.0.1:{free_port()}", tmp_path / "d", "--operation", sw.SP_CITY, "--retries", "3", token="x", cpf="1"
+    )
     assert down.code == 1 and down.summary["status"] == "parcial" and "falha de rede" in down.stderr
     assert down.stderr.count("nova tentativa") == 2
 
@@ -244,8 +246,16 @@ def test_the_s3_store_presigned_redirect_is_followed(tmp_path, s3_bucket, monkey
     world = sw.build(tmp_path, storage=f"s3://{bucket}/publicados", big_day_rows=4000, days=sw.DAYS[2:])
     # The presigned URLs the portal hands out point at a misbehaving proxy in front of S3.
     storage_proxy = FaultyPortalProxy(endpoint).__enter__()
-    server = sw.serve(tmp_path, world, {"VACINA_D1_S3_ENDPOINT_URL": storage_proxy.url, "AWS_ACCESS_KEY_ID": "teste",
-                                        "AWS_SECRET_ACCESS_KEY": "teste", "AWS_DEFAULT_REGION": "us-east-1"})
+    server = sw.serve(
+        tmp_path,
+        world,
+        {
+            "VACINA_D1_S3_ENDPOINT_URL": storage_proxy.url,
+            "AWS_ACCESS_KEY_ID": "teste",
+            "AWS_SECRET_ACCESS_KEY": "teste",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )
     try:
         with FaultyPortalProxy(server.url) as proxy:
             dest = tmp_path / "dados"
@@ -257,7 +267,9 @@ def test_the_s3_store_presigned_redirect_is_followed(tmp_path, s3_bucket, monkey
             assert {g.status for g in _downloads(proxy)} == {307}
             _assert_folder_matches(world, dest, [sw.SP_STATE, sw.SP_CITY, sw.CAMPINAS])
             # The cut S3 transfer resumed through a fresh redirect, asking the storage for the rest only.
-            from_storage = [(s.range, s.status) for s in storage_proxy.seen if s.method == "GET" and f"{sw.SP_CITY}_{big_day}" in s.path]
+            from_storage = [
+                (s.range, s.status) for s in storage_proxy.seen if s.method == "GET" and f"{sw.SP_CITY}_{big_day}" in s.path
+            ]
             assert from_storage == [(None, 200), (f"bytes={len(big) // 2}-", 206)]
             assert storage_proxy.seen and not any(s.authorization for s in storage_proxy.seen if "X-Amz-Signature" in s.path)
 

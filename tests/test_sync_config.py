@@ -23,16 +23,34 @@ SYNC = ["--operation", sw.CAMPINAS, "--since", "2026-11-01"]
 def _cli(*args: str, stdin: str | None = None, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("VACINA_D1_")}
     return subprocess.run(
-        [str(sw.BIN / "vacina-d1"), "sync", *args], input=stdin, capture_output=True, text=True, encoding="utf-8",
-        env={**base, **(env or {})}, timeout=120, cwd=cwd,
+        [str(sw.BIN / "vacina-d1"), "sync", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**base, **(env or {})},
+        timeout=120,
+        cwd=cwd,
     )
 
 
 @pytest.mark.parametrize("os_name", ["linux", "macos", "windows"])
 def test_print_schedule_runs_the_same_sync_after_seven(tmp_path, os_name):
     dest = tmp_path / "Saúde dados"
-    done = _cli(*SYNC, "--operation", sw.SP_CITY, "--dest", str(dest), "--into", "vacinas.duckdb", "--print-schedule",
-                "--os", os_name, env={"VACINA_D1_TOKEN": "vd1p_segredo"}, cwd=tmp_path)
+    done = _cli(
+        *SYNC,
+        "--operation",
+        sw.SP_CITY,
+        "--dest",
+        str(dest),
+        "--into",
+        "vacinas.duckdb",
+        "--print-schedule",
+        "--os",
+        os_name,
+        env={"VACINA_D1_TOKEN": "vd1p_segredo"},
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     text = done.stdout
     assert "vd1p_segredo" not in text and "TOKEN" not in text  # the secret never goes to the scheduler
@@ -48,8 +66,18 @@ def test_print_schedule_runs_the_same_sync_after_seven(tmp_path, os_name):
     assert hour == "7" and 30 <= int(minute) <= 59
     argv = shlex.split(cron.split(" ", 5)[5].split(" >> ")[0])
     assert argv[:4] == [sys.executable, "-m", "vacina_d1_client", "sync"]
-    assert argv[4:] == ["--operation", sw.CAMPINAS, "--operation", sw.SP_CITY, "--since", "2026-11-01",
-                        "--dest", str(dest), "--into", str(tmp_path / "vacinas.duckdb")]
+    assert argv[4:] == [
+        "--operation",
+        sw.CAMPINAS,
+        "--operation",
+        sw.SP_CITY,
+        "--since",
+        "2026-11-01",
+        "--dest",
+        str(dest),
+        "--into",
+        str(tmp_path / "vacinas.duckdb"),
+    ]
     if os_name == "linux":
         assert f"OnCalendar=*-*-* 07:{minute}:00 America/Sao_Paulo" in text and "Persistent=true" in text
     else:
@@ -61,7 +89,7 @@ def test_print_schedule_runs_the_same_sync_after_seven(tmp_path, os_name):
 
 def test_configure_writes_a_private_file_and_a_readable_one_is_refused(tmp_path):
     config = tmp_path / "config dir" / "config.toml"
-    done = _cli("--configure", "--config", str(config), stdin="https://portal.exemplo.gov.br\n111.444.777-35\nvd1p_abc\"ç\n")
+    done = _cli("--configure", "--config", str(config), stdin='https://portal.exemplo.gov.br\n111.444.777-35\nvd1p_abc"ç\n')
     assert done.returncode == 0, done.stderr
     assert "vd1p_abc" not in done.stdout + done.stderr
     if os.name != "nt":
@@ -90,7 +118,9 @@ def portal(tmp_path_factory):
 def test_token_from_the_config_file_and_requests_through_http_proxy(portal, tmp_path):
     world, server = portal
     config = tmp_path / "config.toml"
-    done = _cli("--configure", "--config", str(config), stdin=f"{server.url}\n{sw.USER_CPF}\n{world.world.personal_tokens[sw.USER_CPF]}\n")
+    done = _cli(
+        "--configure", "--config", str(config), stdin=f"{server.url}\n{sw.USER_CPF}\n{world.world.personal_tokens[sw.USER_CPF]}\n"
+    )
     assert done.returncode == 0, done.stderr
     with FaultyPortalProxy(server.url) as proxy:
         env = {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url, "NO_PROXY": "", "no_proxy": ""}
@@ -105,13 +135,20 @@ def test_token_from_the_config_file_and_requests_through_http_proxy(portal, tmp_
 def test_a_custom_ca_bundle_for_a_tls_proxy(portal, tmp_path):
     world, server = portal
     bundle, context = tls.make(tmp_path / "pki")
-    env = {"VACINA_D1_CPF": sw.USER_CPF, "VACINA_D1_TOKEN": world.world.personal_tokens[sw.USER_CPF],
-           "VACINA_D1_BACKOFF_SECONDS": "0.01", "SSL_CERT_FILE": "", "VACINA_D1_CONFIG": str(tmp_path / "x.toml")}
+    env = {
+        "VACINA_D1_CPF": sw.USER_CPF,
+        "VACINA_D1_TOKEN": world.world.personal_tokens[sw.USER_CPF],
+        "VACINA_D1_BACKOFF_SECONDS": "0.01",
+        "SSL_CERT_FILE": "",
+        "VACINA_D1_CONFIG": str(tmp_path / "x.toml"),
+    }
     with FaultyPortalProxy(server.url, tls=context) as proxy:
         assert proxy.url.startswith("https://localhost:")
         untrusted = _cli(*SYNC, "--url", proxy.url, "--dest", str(tmp_path / "a"), "--retries", "2", env=env)
         assert untrusted.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
-        trusted = _cli(*SYNC, "--url", proxy.url, "--dest", str(tmp_path / "b"), "--accept-terms", "--ca-bundle", str(bundle), env=env)
+        trusted = _cli(
+            *SYNC, "--url", proxy.url, "--dest", str(tmp_path / "b"), "--accept-terms", "--ca-bundle", str(bundle), env=env
+        )
         assert trusted.returncode == 0, trusted.stderr
         by_env = _cli(*SYNC, "--url", proxy.url, "--dest", str(tmp_path / "c"), env={**env, "VACINA_D1_CA_BUNDLE": str(bundle)})
         assert by_env.returncode == 0, by_env.stderr

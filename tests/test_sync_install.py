@@ -19,8 +19,25 @@ from packaging.requirements import Requirement
 from tests.sync import world as sw
 
 CLIENT_SRC = Path(__file__).resolve().parents[1] / "client" / "src"
-HEAVY = {"dagster", "dagster-webserver", "dagster-postgres", "fastapi", "uvicorn", "polars", "pyarrow", "boto3",
-         "sqlalchemy", "alembic", "pydantic", "pydantic-settings", "cryptography", "isal", "vacina-d1", "numpy", "pandas"}
+HEAVY = {
+    "dagster",
+    "dagster-webserver",
+    "dagster-postgres",
+    "fastapi",
+    "uvicorn",
+    "polars",
+    "pyarrow",
+    "boto3",
+    "sqlalchemy",
+    "alembic",
+    "pydantic",
+    "pydantic-settings",
+    "cryptography",
+    "isal",
+    "vacina-d1",
+    "numpy",
+    "pandas",
+}
 
 
 def _norm(name: str) -> str:
@@ -67,10 +84,14 @@ def test_a_fresh_venv_with_only_the_declared_requirements_runs_a_sync(tmp_path):
     venv = tmp_path / "venv limpo"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    purelib = Path(subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # The client from the source tree, and each required distribution's own files.
     (purelib / "vacina_d1_client.pth").write_text(str(CLIENT_SRC) + "\n", encoding="utf-8")
     here = Path(sysconfig.get_paths()["purelib"])
@@ -98,27 +119,69 @@ def test_a_fresh_venv_with_only_the_declared_requirements_runs_a_sync(tmp_path):
     try:
         dest = tmp_path / "dados"
         done = subprocess.run(
-            [str(python), "-m", "vacina_d1_client", "sync", "--operation", sw.CAMPINAS, "--since", "2026-11-01",
-             "--dest", str(dest), "--accept-terms"],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**clean_env, "VACINA_D1_URL": server.url, "VACINA_D1_CPF": sw.USER_CPF,
-                 "VACINA_D1_TOKEN": world.world.personal_tokens[sw.USER_CPF], "VACINA_D1_CONFIG": str(tmp_path / "x.toml")},
+            [
+                str(python),
+                "-m",
+                "vacina_d1_client",
+                "sync",
+                "--operation",
+                sw.CAMPINAS,
+                "--since",
+                "2026-11-01",
+                "--dest",
+                str(dest),
+                "--accept-terms",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={
+                **clean_env,
+                "VACINA_D1_URL": server.url,
+                "VACINA_D1_CPF": sw.USER_CPF,
+                "VACINA_D1_TOKEN": world.world.personal_tokens[sw.USER_CPF],
+                "VACINA_D1_CONFIG": str(tmp_path / "x.toml"),
+            },
         )
         assert done.returncode == 0, done.stderr
         for day in sw.DAYS:
             assert (dest / sw.CAMPINAS / f"{sw.CAMPINAS}_{day}.csv.gz").read_bytes() == world.gz[(sw.CAMPINAS, day)]
         # --into without the duckdb extra: one clear line, exit 2.
         missing = subprocess.run(
-            [str(python), "-m", "vacina_d1_client", "sync", "--operation", sw.CAMPINAS, "--dest", str(dest),
-             "--into", str(tmp_path / "d.duckdb")],
-            capture_output=True, text=True, timeout=120, cwd=tmp_path,
-            env={**clean_env, "VACINA_D1_URL": server.url, "VACINA_D1_CPF": sw.USER_CPF, "VACINA_D1_TOKEN": "x",
-                 "VACINA_D1_CONFIG": str(tmp_path / "x.toml")},
+            [
+                str(python),
+                "-m",
+                "vacina_d1_client",
+                "sync",
+                "--operation",
+                sw.CAMPINAS,
+                "--dest",
+                str(dest),
+                "--into",
+                str(tmp_path / "d.duckdb"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            env={
+                **clean_env,
+                "VACINA_D1_URL": server.url,
+                "VACINA_D1_CPF": sw.USER_CPF,
+                "VACINA_D1_TOKEN": "x",
+                "VACINA_D1_CONFIG": str(tmp_path / "x.toml"),
+            },
         )
         assert missing.returncode == 2 and 'pip install "vacina-d1-client[duckdb]"' in missing.stderr
         # The only command of a client-only install is sync.
-        other = subprocess.run([str(python), "-c", "import sys; from vacina_d1_client.cli import main; sys.exit(main(['serve']))"],
-                               capture_output=True, text=True, env=clean_env, cwd=tmp_path)
+        other = subprocess.run(
+            [str(python), "-c", "import sys; from vacina_d1_client.cli import main; sys.exit(main(['serve']))"],
+            capture_output=True,
+            text=True,
+            env=clean_env,
+            cwd=tmp_path,
+        )
         assert other.returncode == 2 and "só o cliente" in other.stderr
     finally:
         server.stop()

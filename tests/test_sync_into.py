@@ -37,7 +37,9 @@ def _initial_files(ibge6: str = "355030") -> dict[dt.date, list[dict]]:
     days[D2].append(sw.record(days[D0][4]["co_documento"], D2, ibge6, dt_deletado_rnds=D2.isoformat()))
     days[D3].append(sw.record(days[D1][5]["co_documento"], D3, ibge6, st_documento="entered-in-error"))
     # A cancellation by replacement: entered-in-error naming the document it cancels.
-    days[D3].append(sw.record("DOC-CANCELA", D3, ibge6, st_documento="entered-in-error", co_troca_documento=days[D1][6]["co_documento"]))
+    days[D3].append(
+        sw.record("DOC-CANCELA", D3, ibge6, st_documento="entered-in-error", co_troca_documento=days[D1][6]["co_documento"])
+    )
     return days
 
 
@@ -77,8 +79,10 @@ def _table(target: into.Target, operation: str = sw.SP_CITY) -> dict[str, tuple]
 
 
 def _audit(target: into.Target) -> list[tuple]:
-    sql = ("SELECT dia, versao, linhas, finais, entered_in_error, deletados, substituicoes, inseridos, atualizados, "
-           "removidos, registros_atuais FROM vacina_d1_auditoria ORDER BY aplicado_em_utc, dia")
+    sql = (
+        "SELECT dia, versao, linhas, finais, entered_in_error, deletados, substituicoes, inseridos, atualizados, "
+        "removidos, registros_atuais FROM vacina_d1_auditoria ORDER BY aplicado_em_utc, dia"
+    )
     if isinstance(target, into.DuckDBTarget):
         return target.con.execute(sql).fetchall()
     with target.con.cursor() as cur:
@@ -98,7 +102,9 @@ def test_republished_day_with_a_correction_and_an_entered_in_error_is_reflected_
     ibge6, operation = OPERATIONS[kind]
     database = _open(kind, tmp_path, request)
     dest = tmp_path / "dados"
-    first = sw.sync(server.url, dest, "--operation", operation, "--since", "2026-11-01", "--accept-terms", "--into", database, sw=world)
+    first = sw.sync(
+        server.url, dest, "--operation", operation, "--since", "2026-11-01", "--accept-terms", "--into", database, sw=world
+    )
     assert first.code == 0, first.stderr
     assert [entry["dia"] for entry in first.summary["loaded"]] == [d.isoformat() for d in sw.DAYS]
 
@@ -109,8 +115,14 @@ def test_republished_day_with_a_correction_and_an_entered_in_error_is_reflected_
         assert table == expected
         # The RNDS's changes did their work: the replaced items, the deleted, the entered-in-error are gone.
         rows = world.rows
-        for gone in ("DOC-FHIR-A-i0", "DOC-FHIR-A-i1", rows[(operation, D0)][4]["co_documento"],
-                     rows[(operation, D1)][5]["co_documento"], rows[(operation, D1)][6]["co_documento"], "DOC-CANCELA"):
+        for gone in (
+            "DOC-FHIR-A-i0",
+            "DOC-FHIR-A-i1",
+            rows[(operation, D0)][4]["co_documento"],
+            rows[(operation, D1)][5]["co_documento"],
+            rows[(operation, D1)][6]["co_documento"],
+            "DOC-CANCELA",
+        ):
             assert gone not in table
         assert table[rows[(operation, D0)][3]["co_documento"]][into.FILE_COLUMNS.index("co_lote_vacina")] == "LOTE-REENVIADO"
         assert "DOC-FHIR-B" in table
@@ -146,7 +158,13 @@ def test_republished_day_with_a_correction_and_an_entered_in_error_is_reflected_
         assert len(audit) == 5
         last = audit[-1]
         assert (last[0], last[1]) == (D2, world.world.database.catalog.current_file(operation, D2).version)
-        assert last[2:7] == (len(v2), len(v2) - 1, 1, 1, 1)  # linhas, finais, entered-in-error, deletados (the day-0 one), substituições
+        assert last[2:7] == (
+            len(v2),
+            len(v2) - 1,
+            1,
+            1,
+            1,
+        )  # linhas, finais, entered-in-error, deletados (the day-0 one), substituições
         assert last[-1] == len(table)
     finally:
         target.close()
@@ -173,7 +191,9 @@ def test_the_table_does_not_depend_on_the_order_files_arrive(tmp_path):
         path = tmp_path / f"{day}.csv.gz"
         path.write_bytes(gzip.compress(sw.csv_bytes(rows), mtime=0))
         paths[day] = path
-    expected = {doc: tuple(row[c] for c in into.FILE_COLUMNS) for doc, row in sw.current_state([days[d] for d in sw.DAYS]).items()}
+    expected = {
+        doc: tuple(row[c] for c in into.FILE_COLUMNS) for doc, row in sw.current_state([days[d] for d in sw.DAYS]).items()
+    }
     for attempt, order in enumerate([list(sw.DAYS), list(reversed(sw.DAYS)), random.Random(7).sample(sw.DAYS, 4)]):
         target = into.open_target(str(tmp_path / f"ordem-{attempt}.duckdb"))
         try:

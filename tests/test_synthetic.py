@@ -242,11 +242,15 @@ def test_codes_and_names_are_real(valid):
     assert valid["nu_cep_paciente"].drop_nulls().str.contains(r"^\d{5}$").all()
     assert valid["co_paciente"].str.contains(r"^[0-9a-f]{64}$").all()
     assert valid["co_lote_vacina"].is_not_null().all() and valid["ds_vacina_fabricante"].is_not_null().all()
-    assert ("18602", "ESUS APS - NACIONAL (OFFLINE)") in set(valid.select("co_sistema_origem", "ds_sistema_origem").unique().iter_rows())
+    assert ("18602", "ESUS APS - NACIONAL (OFFLINE)") in set(
+        valid.select("co_sistema_origem", "ds_sistema_origem").unique().iter_rows()
+    )
     assert {("02", "CENTRO DE SAUDE/UNIDADE BASICA"), ("73", "PRONTO ATENDIMENTO")} <= set(
         valid.select("co_tipo_estabelecimento", "ds_tipo_estabelecimento").unique().iter_rows()
     )
-    assert ("1", "ADMINISTRACAO PUBLICA") in set(valid.select("co_natureza_estabelecimento", "ds_natureza_estabelecimento").unique().iter_rows())
+    assert ("1", "ADMINISTRACAO PUBLICA") in set(
+        valid.select("co_natureza_estabelecimento", "ds_natureza_estabelecimento").unique().iter_rows()
+    )
 
 
 def test_place_names_as_the_public_files_write_them(valid):
@@ -255,7 +259,9 @@ def test_place_names_as_the_public_files_write_them(valid):
         ("co_municipio_paciente", "no_municipio_paciente", "sg_uf_paciente", "no_uf_paciente"),
         ("co_municipio_estabelecimento", "no_municipio_estabelecimento", "sg_uf_estabelecimento", "no_uf_estabelecimento"),
     ):
-        seen = valid.filter(pl.col(code_col) != contract.UNKNOWN_MUNICIPIO).select(code_col, name_col, uf_col, uf_name_col).unique()
+        seen = (
+            valid.filter(pl.col(code_col) != contract.UNKNOWN_MUNICIPIO).select(code_col, name_col, uf_col, uf_name_col).unique()
+        )
         for code, name, uf, uf_name in seen.iter_rows():
             assert name == public_name(munis[code].nome)
             assert name.isascii() and name == name.upper()
@@ -305,8 +311,10 @@ def test_a_patient_may_get_several_doses_in_one_visit(valid):
     repeated = counts.filter(pl.col("count") > 1)
     assert 0.05 < repeated.height / counts.height < 0.25
     visit = ["tp_sexo_paciente", "nu_idade_paciente", "co_municipio_paciente", "co_cnes_estabelecimento", "dt_vacina"]
-    same = valid.filter(pl.col("co_paciente").is_in(repeated["co_paciente"].implode())).group_by("co_paciente").agg(
-        pl.col(name).n_unique() for name in visit
+    same = (
+        valid.filter(pl.col("co_paciente").is_in(repeated["co_paciente"].implode()))
+        .group_by("co_paciente")
+        .agg(pl.col(name).n_unique() for name in visit)
     )
     assert same.select(pl.all().exclude("co_paciente").max()).row(0) == (1,) * len(visit)
 
@@ -404,7 +412,9 @@ def test_extract_writes_a_canonical_staging_file_in_one_pass(tmp_path, monkeypat
 
     monkeypatch.setattr(extract, "_canonicalize", second_pass)
     source = SyntheticSource(DAY, 50_000, SEED, batch_size=9_000)
-    counts = extract.extract(source.batches(), tmp_path / "d.parquet", tmp_path / "q.parquet", today=TODAY, day=DAY, source=source)
+    counts = extract.extract(
+        source.batches(), tmp_path / "d.parquet", tmp_path / "q.parquet", today=TODAY, day=DAY, source=source
+    )
     assert counts.read == 50_000 == counts.valid + counts.quarantined
     assert counts.quarantined == source.invalid_records().height
     staged = pl.read_parquet(tmp_path / "d.parquet")

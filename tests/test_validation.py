@@ -107,11 +107,11 @@ def test_quarantine_keeps_the_original_values(sample):
 
 
 def test_unknown_residence_is_valid(sample):
-    unknown = sample.head(1).with_columns(
-        pl.lit("999999").alias("co_municipio_paciente"), pl.lit("XX").alias("sg_uf_paciente")
-    )
+    unknown = sample.head(1).with_columns(pl.lit("999999").alias("co_municipio_paciente"), pl.lit("XX").alias("sg_uf_paciente"))
     assert validate(unknown, today=TODAY).valid.height == 1
-    empty = sample.head(1).with_columns(pl.lit(None, pl.String).alias("co_municipio_paciente"), pl.lit(None, pl.String).alias("sg_uf_paciente"))
+    empty = sample.head(1).with_columns(
+        pl.lit(None, pl.String).alias("co_municipio_paciente"), pl.lit(None, pl.String).alias("sg_uf_paciente")
+    )
     assert validate(empty, today=TODAY).valid.height == 1
 
 
@@ -141,7 +141,9 @@ def test_patient_identifiers_are_checked_and_never_kept(sample):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text(max_size=12), st.from_regex(r"\d{1,8}(\.0)?", fullmatch=True)), min_size=1, max_size=20))
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=12), st.from_regex(r"\d{1,8}(\.0)?", fullmatch=True)), min_size=1, max_size=20)
+)
 def test_read_always_equals_valid_plus_quarantined(values):
     frame = pl.DataFrame({name: pl.Series(values, dtype=pl.String) for name in contract.SOURCE_COLUMNS})
     result = validate(frame, today=TODAY)

@@ -41,7 +41,9 @@ def test_verify_catches_a_flipped_byte_and_republishing_rewrites_it(published):
     clean = one_json_line(run("verify", "--date", DAY.isoformat(), home=home))
     files = catalog.files_of_day(DAY)
     assert clean["ok"] is True and clean["bad"] == 0 and clean["objects"] == len(files) + 1  # + the manifest
-    assert clean["bytes_read"] == sum(f.bytes_stored for f in files) + len(store.get_bytes(catalog.latest_publication(DAY).manifest_key))
+    assert clean["bytes_read"] == sum(f.bytes_stored for f in files) + len(
+        store.get_bytes(catalog.latest_publication(DAY).manifest_key)
+    )
 
     victim = next(f for f in files if f.uf == "SP" and f.scope_kind == "uf")
     _flip(store, victim.object_key)
@@ -115,7 +117,11 @@ def test_the_daily_scrub_job_catches_a_flipped_byte_records_it_and_alerts(publis
     s.clean_env(monkeypatch, home / "var")
     defs = s.definitions(home / "var")
     schedule = defs.resolve_schedule_def("d1_scrub_schedule")
-    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == ("0 5 * * *", "America/Sao_Paulo", "d1_scrub_job")
+    assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
+        "0 5 * * *",
+        "America/Sao_Paulo",
+        "d1_scrub_job",
+    )
     resources = {
         "object_store": ObjectStore(url=str(store.root)),
         "catalog_db": CatalogDb(url=catalog.url),

@@ -403,7 +403,9 @@ def map_document(
     doc_id = _document_id(bundle)
     entries = [_dict(e) for e in _list(bundle.get("entry"))]
     index = _resource_index(entries)
-    composition = next((_dict(e.get("resource")) for e in entries if _dict(e.get("resource")).get("resourceType") == "Composition"), None)
+    composition = next(
+        (_dict(e.get("resource")) for e in entries if _dict(e.get("resource")).get("resourceType") == "Composition"), None
+    )
     immunizations: list[dict] = []
     if composition is not None:
         for section in _list(composition.get("section")):
@@ -412,7 +414,9 @@ def map_document(
                 if resource is not None and resource.get("resourceType") == "Immunization":
                     immunizations.append(resource)
     if not immunizations:
-        immunizations = [_dict(e.get("resource")) for e in entries if _dict(e.get("resource")).get("resourceType") == "Immunization"]
+        immunizations = [
+            _dict(e.get("resource")) for e in entries if _dict(e.get("resource")).get("resourceType") == "Immunization"
+        ]
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "document" or composition is None or not immunizations:
         return [_bad_record(origin, "fhir_nao_documento_ria", co_documento=doc_id)]
 
@@ -479,7 +483,9 @@ def map_document(
         record["ds_estrategia_vacinacao"] = _display("BREstrategiaVacinacao", strategy)
         group = _coding_code(_dict(_extension(imm, EXT_GRUPO_ATENDIMENTO)).get("valueCodeableConcept"))
         record["co_vacina_grupo_atendimento"] = group
-        record["ds_vacina_grupo_atendimento"] = _display("BRGrupoAtendimento", group.zfill(6) if group and group.isdigit() else group)
+        record["ds_vacina_grupo_atendimento"] = _display(
+            "BRGrupoAtendimento", group.zfill(6) if group and group.isdigit() else group
+        )
 
         facts = _find_patient(index, entries, [patient_ref, subject], key, patients)
         record.update(_patient_fields(facts, record["dt_vacina"]))
@@ -538,9 +544,7 @@ class FhirSource(Source):
         self._cnes_table = cnes_table
         if self.path.is_dir():
             self._files = sorted(
-                p
-                for p in self.path.rglob("*")
-                if p.is_file() and not p.name.startswith(".") and _is_ndjson(p) is not None
+                p for p in self.path.rglob("*") if p.is_file() and not p.name.startswith(".") and _is_ndjson(p) is not None
             )
             if not self._files:
                 raise SourceError(f"diretório sem arquivos .json ou .ndjson: {self.path}")

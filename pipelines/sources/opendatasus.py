@@ -232,7 +232,9 @@ def _last_record_end(data: bytes, quoted: bool) -> int:
     return end
 
 
-def _record_chunks(head: bytes, blocks: Iterator[bytes], quoted: bool, label: str, first_line: int) -> Iterator[tuple[int, bytes]]:
+def _record_chunks(
+    head: bytes, blocks: Iterator[bytes], quoted: bool, label: str, first_line: int
+) -> Iterator[tuple[int, bytes]]:
     """(first line number, bytes) pieces that each end at a record's end."""
     line = first_line
     pending = head
@@ -298,7 +300,9 @@ def _decode_header(raw: bytes, encoding: str) -> str:
 def _header_fields(text: str) -> tuple[list[str], bool]:
     """The header's column names (lower case, trailing empty fields dropped) and whether it is quoted."""
     quoted = text.lstrip().startswith('"')
-    fields = next(csv.reader([text], delimiter=_SEPARATOR, quotechar='"', quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE))
+    fields = next(
+        csv.reader([text], delimiter=_SEPARATOR, quotechar='"', quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    )
     names = [field.strip().lower() for field in fields]
     while names and names[-1] == "":
         names.pop()
@@ -338,7 +342,9 @@ def _check_separator(header: str, names: list[str], label: str, kind: str) -> No
         return
     for separator, said in ((",", "vírgulas"), ("\t", "tabulações"), ("|", "barras verticais")):
         if separator in header:
-            raise SourceError(f"{label}: o cabeçalho está separado por {said}; o CSV {kind} do OpenDataSUS usa ponto e vírgula (;)")
+            raise SourceError(
+                f"{label}: o cabeçalho está separado por {said}; o CSV {kind} do OpenDataSUS usa ponto e vírgula (;)"
+            )
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -599,7 +605,9 @@ def _refuse_binary(chunk: bytes, label: str, first_line: int) -> None:
     at = chunk.find(b"\x00")
     if at >= 0:
         line = first_line + chunk.count(b"\n", 0, at)
-        raise SourceError(f"{label}: linha {line}: bytes nulos, não é texto: o arquivo é binário ou está danificado daqui em diante")
+        raise SourceError(
+            f"{label}: linha {line}: bytes nulos, não é texto: o arquivo é binário ou está danificado daqui em diante"
+        )
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -618,7 +626,9 @@ class PniCsvSource(_OpenDataSusCsv):
     def _columns(self, header: str, names: list[str], label: str) -> list[str]:
         _check_separator(header, names, label, self.format_name)
         if _COVID_MARKS <= set(names):
-            raise SourceError(f"{label} é um CSV da campanha COVID-19 (document_id, vacina_dataAplicacao...), não o de rotina do PNI: use --format covid-csv")
+            raise SourceError(
+                f"{label} é um CSV da campanha COVID-19 (document_id, vacina_dataAplicacao...), não o de rotina do PNI: use --format covid-csv"
+            )
         problems = _layout_problems(names, contract.SOURCE_COLUMNS, contract.SOURCE_COLUMNS)
         if problems:
             raise SourceError(f"{label}: cabeçalho fora do layout do CSV de rotina do PNI (56 colunas): {'; '.join(problems)}")
@@ -725,7 +735,9 @@ class CovidCsvSource(_OpenDataSusCsv):
     def _columns(self, header: str, names: list[str], label: str) -> list[str]:
         _check_separator(header, names, label, self.format_name)
         if _PNI_MARKS <= set(names):
-            raise SourceError(f"{label} é o CSV de rotina do PNI (co_documento, dt_vacina...), não o da campanha COVID-19: use --format pni-csv")
+            raise SourceError(
+                f"{label} é o CSV de rotina do PNI (co_documento, dt_vacina...), não o da campanha COVID-19: use --format pni-csv"
+            )
         names = [COVID_ALIASES.get(name, name) for name in names]
         problems = _layout_problems(names, tuple(COVID_COLUMNS), COVID_REQUIRED)
         if problems:

@@ -78,8 +78,13 @@ NOT_RECORDED_NAME: Final = "Sem registro no sistema de informação de origem"
 # Countries of residence abroad. Only 10 = BRASIL is attested in the public rows;
 # these codes are illustrative (the public dictionary does not list the code system).
 _COUNTRIES_ABROAD: Final[tuple[tuple[str, str], ...]] = (
-    ("45", "ARGENTINA"), ("200", "PARAGUAI"), ("239", "URUGUAI"), ("81", "BOLIVIA"), ("249", "VENEZUELA"),
-    ("190", "PORTUGAL"), ("77", "ESTADOS UNIDOS"),
+    ("45", "ARGENTINA"),
+    ("200", "PARAGUAI"),
+    ("239", "URUGUAI"),
+    ("81", "BOLIVIA"),
+    ("249", "VENEZUELA"),
+    ("190", "PORTUGAL"),
+    ("77", "ESTADOS UNIDOS"),
 )
 MAX_LAG_DAYS: Final = 1095
 
@@ -198,9 +203,13 @@ def _fates(seed: int, day_ordinal: int, index: np.ndarray) -> tuple[np.ndarray, 
     """Per record: invalid kind (-1 none), defect kind (-1 none), variant (0..23).
     A record is never both invalid and defective."""
     u = _uniform(_counter_hash(seed, day_ordinal, _FATE, index))
-    invalid = np.where(u < P_INVALID, np.minimum((u / P_INVALID * len(INVALID_KINDS)).astype(np.int64), len(INVALID_KINDS) - 1), -1)
+    invalid = np.where(
+        u < P_INVALID, np.minimum((u / P_INVALID * len(INVALID_KINDS)).astype(np.int64), len(INVALID_KINDS) - 1), -1
+    )
     v = (u - P_INVALID) / P_DEFECT
-    defect = np.where((u >= P_INVALID) & (v < 1.0), np.minimum((v * len(DEFECT_KINDS)).astype(np.int64), len(DEFECT_KINDS) - 1), -1)
+    defect = np.where(
+        (u >= P_INVALID) & (v < 1.0), np.minimum((v * len(DEFECT_KINDS)).astype(np.int64), len(DEFECT_KINDS) - 1), -1
+    )
     variant = (_counter_hash(seed, day_ordinal, _VARIANT, index) % np.uint64(24)).astype(np.int64)
     return invalid.astype(np.int8), defect.astype(np.int8), variant
 
@@ -214,9 +223,7 @@ def _invalid_label(kind: int, variant: int) -> str:
 
 def _flagged(seed: int, day: dt.date, records: int, which: str) -> pl.DataFrame:
     chunks = []
-    labels_invalid = np.array(
-        [[_invalid_label(k, v) for v in range(24)] for k in range(len(INVALID_KINDS))], dtype=object
-    )
+    labels_invalid = np.array([[_invalid_label(k, v) for v in range(24)] for k in range(len(INVALID_KINDS))], dtype=object)
     for start in range(0, records, BLOCK_SIZE):
         index = np.arange(start, min(start + BLOCK_SIZE, records), dtype=np.int64)
         invalid, defect, variant = _fates(seed, day.toordinal(), index)
@@ -306,7 +313,17 @@ _NEIGHBOURS: Final[dict[str, tuple[str, ...]]] = {
     "SE": ("AL", "BA"), "TO": ("MA", "PI", "BA", "GO", "MT", "PA"),
 }  # fmt: skip
 # Where people travel to get vaccinated besides the neighbours (work, study, holidays).
-_POPULAR_DESTINATIONS: Final[dict[str, float]] = {"SP": 1.5, "RJ": 0.8, "DF": 0.6, "SC": 0.6, "MG": 0.4, "GO": 0.3, "BA": 0.3, "PE": 0.2, "CE": 0.2}
+_POPULAR_DESTINATIONS: Final[dict[str, float]] = {
+    "SP": 1.5,
+    "RJ": 0.8,
+    "DF": 0.6,
+    "SC": 0.6,
+    "MG": 0.4,
+    "GO": 0.3,
+    "BA": 0.3,
+    "PE": 0.2,
+    "CE": 0.2,
+}
 
 
 @dataclass(frozen=True)
@@ -537,7 +554,9 @@ def _establishments(seed: int) -> _Establishments:
     )
     municipio = np.concatenate([np.repeat(np.arange(geo.count), counts[p]) for p in range(6)])
     profile = np.concatenate([np.full(counts[p].sum(), p) for p in range(6)])
-    ordinal = np.concatenate([np.arange(counts[p].sum()) - np.repeat(np.cumsum(counts[p]) - counts[p], counts[p]) for p in range(6)])
+    ordinal = np.concatenate(
+        [np.arange(counts[p].sum()) - np.repeat(np.cumsum(counts[p]) - counts[p], counts[p]) for p in range(6)]
+    )
     order = np.lexsort((ordinal, profile, municipio))
     municipio, profile, ordinal = municipio[order], profile[order], ordinal[order]
     n = len(municipio)
@@ -556,7 +575,9 @@ def _establishments(seed: int) -> _Establishments:
     uf_idx = geo.uf_index[municipio]
     uf_name_ascii = pl.Series([public_name(reference.ufs()[uf].nome) for uf in geo.uf_codes]).gather(uf_idx)
     bairro_index = (ordinal * 7 + municipio) % len(_BAIRROS)
-    suffix = pl.Series(["" if k == 0 else " " + _roman(k + 1) for k in range(n // len(_BAIRROS) + 2)]).gather(ordinal // len(_BAIRROS))
+    suffix = pl.Series(["" if k == 0 else " " + _roman(k + 1) for k in range(n // len(_BAIRROS) + 2)]).gather(
+        ordinal // len(_BAIRROS)
+    )
     bairro = pl.Series(_BAIRROS).gather(bairro_index) + suffix
     ubs_prefix_index = rng.choice(len(_UBS_PREFIXES), size=n, p=_UBS_PREFIX_WEIGHTS)
     hospital_santa_casa = rng.random(n) < 0.5
@@ -611,7 +632,8 @@ def _establishments(seed: int) -> _Establishments:
     state_cnpj = _cnpj(rng, len(geo.uf_codes))
     own_cnpj = _cnpj(rng, n)
     mantenedora = pl.Series(
-        np.where(profile == _CRIE, state_cnpj.gather(uf_idx).to_numpy(), municipal_cnpj.gather(municipio).to_numpy()), dtype=pl.String
+        np.where(profile == _CRIE, state_cnpj.gather(uf_idx).to_numpy(), municipal_cnpj.gather(municipio).to_numpy()),
+        dtype=pl.String,
     )
     table = pl.DataFrame(
         {
@@ -629,9 +651,9 @@ def _establishments(seed: int) -> _Establishments:
         frame["natureza_juridica"],
         frame["natureza_juridica"].str.slice(0, 1).alias("natureza_grupo"),
         frame["natureza_juridica"].str.slice(0, 1).replace_strict(NATUREZAS, return_dtype=pl.String).alias("natureza_descricao"),
-        pl.when(pl.Series(private) | pl.Series(profile == _SECRETARIA)).then(
-            pl.when(pl.Series(private)).then(own_cnpj).otherwise(mantenedora)
-        ).alias("cnpj"),
+        pl.when(pl.Series(private) | pl.Series(profile == _SECRETARIA))
+        .then(pl.when(pl.Series(private)).then(own_cnpj).otherwise(mantenedora))
+        .alias("cnpj"),
         pl.when(pl.Series(private)).then(pl.lit(None, pl.String)).otherwise(mantenedora).alias("cnpj_mantenedora"),
         pl.lit(None, pl.String).alias("telefone"),
         pl.lit(None, pl.String).alias("email"),
@@ -793,7 +815,14 @@ _CATEGORIAS: Final[dict[str, tuple[str, str]]] = {
     "0015": ("15", "População Privada de Liberdade"), "0016": ("16", "Trabalhadores Industriais"),
 }  # fmt: skip
 
-_RACAS: Final = (("01", "BRANCA"), ("02", "PRETA"), ("03", "PARDA"), ("04", "AMARELA"), ("05", "INDIGENA"), ("99", "SEM INFORMACAO"))
+_RACAS: Final = (
+    ("01", "BRANCA"),
+    ("02", "PRETA"),
+    ("03", "PARDA"),
+    ("04", "AMARELA"),
+    ("05", "INDIGENA"),
+    ("99", "SEM INFORMACAO"),
+)
 _RACA_WEIGHTS: Final = (0.38, 0.08, 0.33, 0.015, 0.005, 0.19)
 _INDIGENA: Final = 4
 _SEXOS: Final = ("F", "M", "I")
@@ -888,8 +917,12 @@ def _catalog(seed: int) -> _Catalog:
             lots.extend(_lot_code(rng, name) for _ in range(_LOTS_PER_FABRICANTE))
 
     group_list = sorted(grupos)
-    family_first = np.array([next((k for k, code in enumerate(group_list) if code.startswith(prefix)), 0) for prefix, _ in _GROUP_FAMILIES])
-    family_size = np.array([sum(code.startswith(prefix) for code in group_list) if prefix else 0 for prefix, _ in _GROUP_FAMILIES])
+    family_first = np.array(
+        [next((k for k, code in enumerate(group_list) if code.startswith(prefix)), 0) for prefix, _ in _GROUP_FAMILIES]
+    )
+    family_size = np.array(
+        [sum(code.startswith(prefix) for code in group_list) if prefix else 0 for prefix, _ in _GROUP_FAMILIES]
+    )
     no_group = len(group_list)
     categorias = [_CATEGORIAS.get(code[:4], (None, None)) for code in group_list]
 
@@ -1029,7 +1062,9 @@ class SyntheticSource(Source):
 
         # Attendance group, consistent with age; indigenous groups are indigenous people.
         family = cat.group.sample(rng.random(patients), band)
-        group = cat.family_first[family] + np.floor(rng.random(patients) * np.maximum(cat.family_size[family], 1)).astype(np.int64)
+        group = cat.family_first[family] + np.floor(rng.random(patients) * np.maximum(cat.family_size[family], 1)).astype(
+            np.int64
+        )
         age_band = cat.age_band_group[np.clip((age - 60) // 5, 0, 4)]
         group = np.where(family == 0, cat.no_group, np.where(family == 1, age_band, group))
         raca = np.where(family == 7, _INDIGENA, raca)
@@ -1131,7 +1166,9 @@ class SyntheticSource(Source):
         residence_r = residence[p]
         columns: dict[str, pl.Series] = {
             "co_documento": _document_ids(self.seed, ordinal, index, self.records),
-            "co_paciente": _strings(_hex(np.frombuffer(rng.bytes(patients * 32), dtype=np.uint8).reshape(patients, 32))).gather(p),
+            "co_paciente": _strings(_hex(np.frombuffer(rng.bytes(patients * 32), dtype=np.uint8).reshape(patients, 32))).gather(
+                p
+            ),
             "tp_sexo_paciente": _gather(pl.Series(_SEXOS), sexo[p], "tp_sexo_paciente"),
             "co_raca_cor_paciente": _gather(pl.Series([r[0] for r in _RACAS]), raca[p], "co_raca_cor_paciente"),
             "no_raca_cor_paciente": _gather(pl.Series([r[1] for r in _RACAS]), raca[p], "no_raca_cor_paciente"),
@@ -1158,21 +1195,31 @@ class SyntheticSource(Source):
             "co_lote_vacina": _gather(cat.lots, lot, "co_lote_vacina"),
             "ds_vacina_fabricante": _gather(cat.fabricante_name, fabricante, "ds_vacina_fabricante"),
             "dt_entrada_rnds": pl.repeat(self.day.isoformat(), n, eager=True).alias("dt_entrada_rnds"),
-            "st_documento": _gather(pl.Series(list(contract.ST_DOCUMENTO_VALUES)), entered_in_error.astype(np.int64), "st_documento"),
+            "st_documento": _gather(
+                pl.Series(list(contract.ST_DOCUMENTO_VALUES)), entered_in_error.astype(np.int64), "st_documento"
+            ),
             "co_estrategia_vacinacao": _gather(cat.estrategia_codes, estrategia, "co_estrategia_vacinacao"),
             "ds_estrategia_vacinacao": _gather(cat.estrategia_names, estrategia, "ds_estrategia_vacinacao"),
-            "co_origem_registro": _gather(pl.Series([None, "99"], dtype=pl.String), transcription.astype(np.int64), "co_origem_registro"),
+            "co_origem_registro": _gather(
+                pl.Series([None, "99"], dtype=pl.String), transcription.astype(np.int64), "co_origem_registro"
+            ),
             "co_vacina_grupo_atendimento": _gather(cat.group_codes, group[p], "co_vacina_grupo_atendimento"),
             "ds_vacina_grupo_atendimento": _gather(cat.group_names, group[p], "ds_vacina_grupo_atendimento"),
             "co_vacina_categoria_atendimento": _gather(cat.categoria_codes, group[p], "co_vacina_categoria_atendimento"),
             "ds_vacina_categoria_atendimento": _gather(cat.categoria_names, group[p], "ds_vacina_categoria_atendimento"),
             "co_vacina_fabricante": _gather(cat.fabricante_code, fabricante, "co_vacina_fabricante"),
             "ds_vacina": _gather(cat.nome, vaccine, "ds_vacina"),
-            "ds_condicao_maternal": _gather(pl.Series([*(c[1] for c in _CONDICOES), None], dtype=pl.String), condicao[p], "ds_condicao_maternal"),
-            "co_condicao_maternal": _gather(pl.Series([*(c[0] for c in _CONDICOES), None], dtype=pl.String), condicao[p], "co_condicao_maternal"),
+            "ds_condicao_maternal": _gather(
+                pl.Series([*(c[1] for c in _CONDICOES), None], dtype=pl.String), condicao[p], "ds_condicao_maternal"
+            ),
+            "co_condicao_maternal": _gather(
+                pl.Series([*(c[0] for c in _CONDICOES), None], dtype=pl.String), condicao[p], "co_condicao_maternal"
+            ),
             "nu_idade_paciente": pl.Series("nu_idade_paciente", age[p]).cast(pl.String),
             "no_uf_paciente": _gather(geo.uf_nome, residence_r, "no_uf_paciente"),
-            "dt_deletado_rnds": _gather(pl.Series([None, self.day.isoformat()], dtype=pl.String), deleted.astype(np.int64), "dt_deletado_rnds"),
+            "dt_deletado_rnds": _gather(
+                pl.Series([None, self.day.isoformat()], dtype=pl.String), deleted.astype(np.int64), "dt_deletado_rnds"
+            ),
         }
         for name, values in est.columns.items():
             columns[name] = _gather(values, place_r, name)
@@ -1234,9 +1281,17 @@ class SyntheticSource(Source):
             change("sg_uf_paciente", k, variants(lit("ZZ"), lit("BR"), lit("S P")))
         if (k := kind("cnes_malformado")) is not None:
             cnes = col("co_cnes_estabelecimento")
-            change("co_cnes_estabelecimento", k, variants(cnes.str.slice(1, 6) + lit("X"), cnes.str.slice(0, 6) + lit("A"), cnes + lit("1")))
+            change(
+                "co_cnes_estabelecimento",
+                k,
+                variants(cnes.str.slice(1, 6) + lit("X"), cnes.str.slice(0, 6) + lit("A"), cnes + lit("1")),
+            )
         if (k := kind("dt_vacina_ilegivel")) is not None:
-            change("dt_vacina", k, variants(lit(f"{year}-02-30"), lit(f"31/04/{year}"), lit("ontem"), lit(self.day.isoformat().replace("-", "/"))))
+            change(
+                "dt_vacina",
+                k,
+                variants(lit(f"{year}-02-30"), lit(f"31/04/{year}"), lit("ontem"), lit(self.day.isoformat().replace("-", "/"))),
+            )
         if (k := kind("dt_vacina_futura")) is not None:
             future = [lit((self.day + dt.timedelta(days=d)).isoformat()) for d in (1, 7, 30, 400)]
             change("dt_vacina", k, variants(*future))

@@ -29,6 +29,7 @@ from serving.storage import Storage
 
 log = logging.getLogger("portal_api")
 
+
 @dataclass(frozen=True)
 class Principal:
     """The authenticated caller, however they authenticated."""
@@ -173,19 +174,31 @@ def get_scope(principal: CurrentPrincipal, session: SessionDep, services: Servic
         limit = services.settings.token_attempts_per_minute
         retry = guards.retry_after(services.database.engine, bucket, limit=limit, window_seconds=60)
         if retry is not None:
-            log.warning("recusas por faixa de IP demais: usuário %s, endereço %s", principal.user_id, address.text or "desconhecido")
+            log.warning(
+                "recusas por faixa de IP demais: usuário %s, endereço %s", principal.user_id, address.text or "desconhecido"
+            )
             raise guards.too_many(f"Acessos recusados demais fora da faixa de IP (limite de {limit} por minuto).", retry)
         guards.count(services.database.engine, bucket, keep_seconds=60)
         log.warning(
             "acesso recusado fora da faixa de IP: usuário %s, credencial %s, endereço %s (par %s), %s %s",
-            principal.user_id, credential_id, address.text or "desconhecido", address.peer, request.method, request.url.path,
+            principal.user_id,
+            credential_id,
+            address.text or "desconhecido",
+            address.peer,
+            request.method,
+            request.url.path,
         )
         try:
             from portal_api.solicitacoes.service import record_refusal
 
             record_refusal(
-                services.database.engine, credential_id=credential_id, user_id=principal.user_id,
-                client_address=address.text, peer=address.peer, method=request.method, path=request.url.path,
+                services.database.engine,
+                credential_id=credential_id,
+                user_id=principal.user_id,
+                client_address=address.text,
+                peer=address.peer,
+                method=request.method,
+                path=request.url.path,
             )
         except Exception:  # noqa: BLE001 - the refusal stands even if its record cannot be written
             log.exception("recusa por faixa de IP não registrada")
@@ -193,7 +206,8 @@ def get_scope(principal: CurrentPrincipal, session: SessionDep, services: Servic
             403,
             f"Acesso recusado: o endereço {address.text or 'desconhecido'} está fora da faixa de IP registrada para a "
             "credencial desta operação. A tentativa foi registrada.",
-            slug="fora-da-faixa-de-ip", title="Fora da faixa de IP da credencial",
+            slug="fora-da-faixa-de-ip",
+            title="Fora da faixa de IP da credencial",
         )
 
     return RequestScope(scope.operations, scope.blocked, refuse)

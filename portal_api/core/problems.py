@@ -213,7 +213,8 @@ def install(app: FastAPI) -> None:
         # Every connection of the pool busy past VACINA_D1_DB_POOL_TIMEOUT_SECONDS: busy, not broken.
         log.error("sem conexão livre no pool do banco: %s %s", request.method, request.url.path)
         return problem_response(
-            request, ProblemError(503, "O portal está sobrecarregado; tente novamente em instantes.", headers={"Retry-After": "5"})
+            request,
+            ProblemError(503, "O portal está sobrecarregado; tente novamente em instantes.", headers={"Retry-After": "5"}),
         )
 
     @app.exception_handler(Exception)
@@ -224,7 +225,8 @@ def install(app: FastAPI) -> None:
 
 def unauthenticated() -> ProblemError:
     return ProblemError(
-        401, "Envie um token de acesso válido no cabeçalho Authorization: Bearer (obtido em POST /token).",
+        401,
+        "Envie um token de acesso válido no cabeçalho Authorization: Bearer (obtido em POST /token).",
         headers={"WWW-Authenticate": 'Bearer realm="vacina-d1"'},
     )
 

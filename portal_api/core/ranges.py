@@ -55,7 +55,7 @@ def if_range_matches(header: str | None, etag: str) -> bool:
 def content_disposition(filename: str) -> str:
     """``attachment`` with an ASCII ``filename`` and the exact UTF-8 ``filename*`` (RFC 6266)."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'[^A-Za-z0-9._\-]', "_", ascii_name) or "arquivo"
+    ascii_name = re.sub(r"[^A-Za-z0-9._\-]", "_", ascii_name) or "arquivo"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

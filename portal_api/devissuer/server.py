@@ -217,9 +217,13 @@ class DevIssuer:
                 with issuer.lock:
                     issuer._expire_codes()
                     issuer.codes[code] = AuthorizationCode(
-                        code=code, client_id=request.client.client_id, redirect_uri=payload.get("redirect_uri", ""),
-                        scope=request.scope or payload.get("scope", ""), user_id=request.user.id,
-                        nonce=payload.get("nonce"), code_challenge=payload.get("code_challenge"),
+                        code=code,
+                        client_id=request.client.client_id,
+                        redirect_uri=payload.get("redirect_uri", ""),
+                        scope=request.scope or payload.get("scope", ""),
+                        user_id=request.user.id,
+                        nonce=payload.get("nonce"),
+                        code_challenge=payload.get("code_challenge"),
                         code_challenge_method=payload.get("code_challenge_method"),
                     )
 
@@ -313,8 +317,13 @@ class DevIssuer:
 
     def remember(self, response: Response, user: User) -> None:
         response.set_cookie(
-            COOKIE, self.signer.sign(str(user.id)).decode(), max_age=LOGIN_SECONDS, path=PREFIX, httponly=True,
-            samesite="lax", secure=self.issuer.startswith("https://"),
+            COOKIE,
+            self.signer.sign(str(user.id)).decode(),
+            max_age=LOGIN_SECONDS,
+            path=PREFIX,
+            httponly=True,
+            samesite="lax",
+            secure=self.issuer.startswith("https://"),
         )
 
     def metadata(self) -> dict[str, Any]:
@@ -352,15 +361,20 @@ def router(issuer: DevIssuer) -> APIRouter:
 
     def _page(request: Request, params: dict[str, str], error: str | None = None, status: int = 200, cpf: str = ""):
         return TEMPLATES.TemplateResponse(
-            request, "login.html",
+            request,
+            "login.html",
             {"params": params, "error": error, "cpf": cpf, "form_token": _form_token(issuer, request)},
-            status_code=status, headers={"Cache-Control": "no-store"},
+            status_code=status,
+            headers={"Cache-Control": "no-store"},
         )
 
     def _error_page(request: Request, error: OAuth2Error):
         return TEMPLATES.TemplateResponse(
-            request, "error.html", {"error": error.error, "description": error.description or ""},
-            status_code=400, headers={"Cache-Control": "no-store"},
+            request,
+            "error.html",
+            {"error": error.error, "description": error.description or ""},
+            status_code=400,
+            headers={"Cache-Control": "no-store"},
         )
 
     @r.get("/authorize")

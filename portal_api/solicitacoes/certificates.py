@@ -128,7 +128,9 @@ class TrustStore:
         for file in files:
             data = file.read_bytes()
             try:
-                certificates += x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data else [x509.load_der_x509_certificate(data)]
+                certificates += (
+                    x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data else [x509.load_der_x509_certificate(data)]
+                )
             except ValueError:
                 log.warning("repositório de ACs: %s ignorado (não é certificado PEM nem DER)", file)
         roots = tuple(c for c in certificates if c.subject == c.issuer and _is_ca(c))
@@ -156,9 +158,7 @@ def read_upload(data: bytes, password: str | None) -> tuple[str, x509.Certificat
         raise CertificateRefused(f"o arquivo passa de {MAX_UPLOAD_BYTES // 1024} KB: não parece um certificado")
     if data.lstrip()[:11] == b"-----BEGIN ":
         if re.search(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----", data):
-            raise CertificateRefused(
-                "o arquivo contém uma chave privada: envie só o certificado (.cer), ou o .pfx com a senha"
-            )
+            raise CertificateRefused("o arquivo contém uma chave privada: envie só o certificado (.cer), ou o .pfx com a senha")
         try:
             certificates = x509.load_pem_x509_certificates(data)
         except ValueError:
@@ -193,7 +193,7 @@ def _looks_like_pkcs12(data: bytes) -> bool:
     if len(data) < 8 or data[0] != 0x30:
         return False
     index = 2 + (data[1] & 0x7F if data[1] & 0x80 else 0)
-    return data[index:index + 3] == b"\x02\x01\x03"
+    return data[index : index + 3] == b"\x02\x01\x03"
 
 
 def _split_leaf(certificates: list[x509.Certificate]) -> tuple[x509.Certificate, list[x509.Certificate]]:
@@ -213,9 +213,7 @@ def _local(value: dt.datetime) -> str:
     return local_time(value).strftime("%d/%m/%Y %H:%M")
 
 
-def check(
-    data: bytes, password: str | None, trust: TrustStore, *, now: dt.datetime | None = None
-) -> CheckedCertificate:
+def check(data: bytes, password: str | None, trust: TrustStore, *, now: dt.datetime | None = None) -> CheckedCertificate:
     """Read and verify an upload; CertificateRefused says why it is not acceptable."""
     now = now or dt.datetime.now(dt.timezone.utc)
     kind, leaf, others = read_upload(data, password)
@@ -256,7 +254,9 @@ def check(
     )
 
 
-def _verify_chain(leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], trust: TrustStore, now: dt.datetime) -> list[str]:
+def _verify_chain(
+    leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], trust: TrustStore, now: dt.datetime
+) -> list[str]:
     verifier = PolicyBuilder().store(Store(list(trust.roots))).time(now).max_chain_depth(8).build_client_verifier()
     try:
         verified = verifier.verify(leaf, list(untrusted))
@@ -282,9 +282,9 @@ def _der_string(value: bytes) -> str:
         count = length & 0x7F
         if count == 0 or count > 4 or len(value) < 2 + count:
             raise ValueError("comprimento DER inválido")
-        length = int.from_bytes(value[2:2 + count], "big")
+        length = int.from_bytes(value[2 : 2 + count], "big")
         index = 2 + count
-    content = value[index:index + length]
+    content = value[index : index + length]
     if len(content) != length:
         raise ValueError("conteúdo DER truncado")
     if tag == 0x1E:
@@ -322,12 +322,12 @@ def icp_brasil_ids(certificate: x509.Certificate) -> IcpBrasilIds:
             try:
                 values[name.type_id.dotted_string] = _der_string(name.value)
             except (ValueError, UnicodeDecodeError):
-                raise CertificateRefused(f"o campo ICP-Brasil {name.type_id.dotted_string} do certificado está malformado") from None
+                raise CertificateRefused(
+                    f"o campo ICP-Brasil {name.type_id.dotted_string} do certificado está malformado"
+                ) from None
     cpf = _document(values[OID_PF_TITULAR], CPF_SLICE, 11, "CPF", OID_PF_TITULAR) if OID_PF_TITULAR in values else None
     cnpj = _document(values[OID_CNPJ], None, 14, "CNPJ", OID_CNPJ) if OID_CNPJ in values else None
-    responsible = (
-        _document(values[OID_RESPONSAVEL], CPF_SLICE, 11, "CPF", OID_RESPONSAVEL) if OID_RESPONSAVEL in values else None
-    )
+    responsible = _document(values[OID_RESPONSAVEL], CPF_SLICE, 11, "CPF", OID_RESPONSAVEL) if OID_RESPONSAVEL in values else None
     if cpf is None and cnpj is None:
         raise CertificateRefused(
             "o certificado não traz CPF nem CNPJ nos campos ICP-Brasil (otherName 2.16.76.1.3.1 ou 2.16.76.1.3.3): "

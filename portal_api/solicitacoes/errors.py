@@ -38,7 +38,10 @@ def body_error(field: str, message: str) -> problems.ProblemError:
 
 def conflict(exc: InvalidTransition) -> problems.ProblemError:
     return problems.ProblemError(
-        409, exc.message, slug="transicao-invalida", title="Ação inválida no estado atual",
+        409,
+        exc.message,
+        slug="transicao-invalida",
+        title="Ação inválida no estado atual",
         extra={"situacao_atual": exc.current, "acao": exc.attempted},
     )
 

@@ -56,12 +56,12 @@ def _check_png(data: bytes) -> None:
             raise EvidenceRefused("PNG inválido: há dados depois do fim da imagem (IEND)")
         if offset + 12 > len(data):
             raise EvidenceRefused("PNG inválido: bloco truncado")
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         end = offset + 8 + length
         if length > 2**31 - 1 or end + 4 > len(data) or not kind.isalpha():
             raise EvidenceRefused("PNG inválido: bloco truncado ou malformado")
-        body = data[offset + 8:end]
-        (crc,) = struct.unpack(">I", data[end:end + 4])
+        body = data[offset + 8 : end]
+        (crc,) = struct.unpack(">I", data[end : end + 4])
         if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
             raise EvidenceRefused(f"PNG inválido: CRC errado no bloco {kind.decode('ascii')}")
         if first:
@@ -90,7 +90,7 @@ def _check_pdf(data: bytes) -> None:
     offset = int(found[1])
     if offset >= len(data):
         raise EvidenceRefused("PDF inválido: startxref aponta para fora do arquivo")
-    target = data[offset:offset + 32].lstrip()
+    target = data[offset : offset + 32].lstrip()
     if not (target.startswith(b"xref") or _OBJECT.match(target)):
         raise EvidenceRefused("PDF inválido: startxref não aponta para a tabela de referências cruzadas")
     if not _OBJECT.search(data) or b"endobj" not in data:

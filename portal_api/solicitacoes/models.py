@@ -220,7 +220,7 @@ class CredentialNumberSequence(Base):
 
 
 class HolderTransfer(Base):
-    """"Adquirir titularidade de credencial": a user asks, an analyst decides."""
+    """ "Adquirir titularidade de credencial": a user asks, an analyst decides."""
 
     __tablename__ = "holder_transfer"
     __table_args__ = (

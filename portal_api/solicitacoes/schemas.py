@@ -67,11 +67,15 @@ class ApiIn(Input):
     codigo: ApiCode = Field(title="API", description="Código da API no catálogo (`GET /catalogo/apis`).")
     versao: str = Field(title="Versão da API", min_length=1, max_length=32, description="A versão vigente da API no catálogo.")
     adicionar_todas: bool = Field(
-        False, title="Adicionar todas as operações",
-        description="\"Adicionar todos\": todas as operações da API (na API D-1, as da UF do estabelecimento).",
+        False,
+        title="Adicionar todas as operações",
+        description='"Adicionar todos": todas as operações da API (na API D-1, as da UF do estabelecimento).',
     )
     operacoes: list[Annotated[str, StringConstraints(min_length=1, max_length=80)]] = Field(
-        default_factory=list, max_length=MAX_OPERATIONS, validate_default=True, title="Operações",
+        default_factory=list,
+        max_length=MAX_OPERATIONS,
+        validate_default=True,
+        title="Operações",
         description="Operações escolhidas uma a uma, como no catálogo (`/fhir/r4/Patient GET`, `imunizacao-total-df`).",
     )
 
@@ -112,15 +116,22 @@ class EstabelecimentoIn(Input):
     """O estabelecimento principal, pelo CNES ou pelo CNPJ (telefone e e-mail editáveis)."""
 
     cnpj: str | None = Field(
-        None, title="CNPJ do estabelecimento", pattern=r"^\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}$",
+        None,
+        title="CNPJ do estabelecimento",
+        pattern=r"^\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}$",
         description="CNPJ do estabelecimento ou da mantenedora (com ou sem pontuação).",
     )
-    cnes: str | None = Field(None, title="CNES do estabelecimento", pattern=r"^\d{7}$", validate_default=True,
-                             description="CNES (7 dígitos). Informe o CNES ou o CNPJ.")
-    telefone: str | None = Field(None, title="Telefone do estabelecimento", max_length=20,
-                                 description="DDD e número; substitui o da tabela CNES.")
-    email: str | None = Field(None, title="E-mail do estabelecimento", max_length=254,
-                              description="Substitui o da tabela CNES.")
+    cnes: str | None = Field(
+        None,
+        title="CNES do estabelecimento",
+        pattern=r"^\d{7}$",
+        validate_default=True,
+        description="CNES (7 dígitos). Informe o CNES ou o CNPJ.",
+    )
+    telefone: str | None = Field(
+        None, title="Telefone do estabelecimento", max_length=20, description="DDD e número; substitui o da tabela CNES."
+    )
+    email: str | None = Field(None, title="E-mail do estabelecimento", max_length=254, description="Substitui o da tabela CNES.")
 
     @field_validator("cnpj")
     @classmethod
@@ -179,8 +190,11 @@ class GestorIn(Input):
     """O gestor responsável, vinculado ao CNES principal."""
 
     nome: Text200 = Field(title="Nome do gestor responsável")
-    cns: str = Field(title="CNS do gestor responsável", pattern=r"^\d{3} ?\d{4} ?\d{4} ?\d{4}$",
-                     description="Cartão Nacional de Saúde (15 dígitos).")
+    cns: str = Field(
+        title="CNS do gestor responsável",
+        pattern=r"^\d{3} ?\d{4} ?\d{4} ?\d{4}$",
+        description="Cartão Nacional de Saúde (15 dígitos).",
+    )
     cpf: str = Field(title="CPF do gestor responsável", pattern=r"^\d{3}\.?\d{3}\.?\d{3}-?\d{2}$")
     email: str | None = Field(None, title="E-mail do gestor responsável", max_length=254)
 
@@ -209,8 +223,9 @@ class GestorIn(Input):
 class PicoIn(Input):
     """Um período de pico de acessos."""
 
-    periodo: Literal["manha", "tarde", "noite"] = Field(title="Período de pico",
-                                                        description="manha (06:00-12:00), tarde (12:00-18:00), noite (18:00-23:59).")
+    periodo: Literal["manha", "tarde", "noite"] = Field(
+        title="Período de pico", description="manha (06:00-12:00), tarde (12:00-18:00), noite (18:00-23:59)."
+    )
     inicio: str = Field(title="Início do pico", pattern=TIME, description="HH:MM")
     fim: str = Field(title="Fim do pico", pattern=TIME, description="HH:MM, depois do início, dentro do período.")
 
@@ -248,14 +263,23 @@ class SistemaIn(Input):
     banco_dados_versao: str = Field(title="Versão do banco de dados", min_length=1, max_length=50)
     resumo: str = Field(title="Resumo do sistema", min_length=1, max_length=400, description="No máximo 400 caracteres.")
     aplicacao_web: bool = Field(title="Aplicação web")
-    ip_inicio: str = Field(title="IP inicial da faixa", min_length=2, max_length=45,
-                           description="Endereço público, IPv4 ou IPv6, de onde o sistema acessa as APIs.")
-    ip_fim: str = Field(title="IP final da faixa", min_length=2, max_length=45,
-                        description="Mesma família do inicial, maior ou igual a ele; faixa de no máximo /16 (IPv4) ou /48 (IPv6).")
+    ip_inicio: str = Field(
+        title="IP inicial da faixa",
+        min_length=2,
+        max_length=45,
+        description="Endereço público, IPv4 ou IPv6, de onde o sistema acessa as APIs.",
+    )
+    ip_fim: str = Field(
+        title="IP final da faixa",
+        min_length=2,
+        max_length=45,
+        description="Mesma família do inicial, maior ou igual a ele; faixa de no máximo /16 (IPv4) ou /48 (IPv6).",
+    )
     tipo_equipe: Literal["propria", "terceirizada", "outros"] = Field(title="Tipo de equipe")
     atendimentos_registrados: int = Field(title="Atendimentos registrados", ge=0, le=10**10)
-    data_atendimentos: dt.date = Field(title="Data dos atendimentos registrados",
-                                       description="Data de referência da contagem (não pode ser futura).")
+    data_atendimentos: dt.date = Field(
+        title="Data dos atendimentos registrados", description="Data de referência da contagem (não pode ser futura)."
+    )
     integracoes: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=50, title="Integrações com outros sistemas"
     )
@@ -351,8 +375,9 @@ class EstabelecimentoVinculadoIn(Input):
 class EnvioIn(Input):
     """Envio para análise, com o aceite dos termos de uso da solicitação."""
 
-    versao_termos: int = Field(title="Versão dos termos de uso", ge=1, le=1_000_000,
-                               description="A versão lida dos termos (`GET /solicitacoes/termos`).")
+    versao_termos: int = Field(
+        title="Versão dos termos de uso", ge=1, le=1_000_000, description="A versão lida dos termos (`GET /solicitacoes/termos`)."
+    )
     aceito: Literal[True] = Field(title="Li e aceito os termos de uso", description="Precisa ser `true`.")
 
 
@@ -360,7 +385,9 @@ class AprovacaoIn(Input):
     """Aprovação em homologação: emite a credencial."""
 
     operacoes: list[Annotated[str, StringConstraints(min_length=1, max_length=80)]] | None = Field(
-        None, max_length=MAX_OPERATIONS, title="Operações aprovadas",
+        None,
+        max_length=MAX_OPERATIONS,
+        title="Operações aprovadas",
         description="As operações aprovadas (das pedidas); ausente: todas. As demais ficam reprovadas.",
     )
     observacao: str | None = Field(None, title="Observação", max_length=2000)
@@ -386,12 +413,17 @@ class ReprovacaoIn(Input):
 
 
 class TitularidadeIn(Input):
-    """"Adquirir titularidade de credencial"."""
+    """ "Adquirir titularidade de credencial"."""
 
-    numero_credencial: str = Field(title="Número da credencial", pattern=r"^[0-9]{1,6}/[0-9]{4}$",
-                                   description="Como `3804/2024`.")
-    justificativa: str = Field(title="Justificativa", min_length=1, max_length=2000,
-                               description="Por que o pedido (por exemplo, o titular anterior deixou o estabelecimento).")
+    numero_credencial: str = Field(
+        title="Número da credencial", pattern=r"^[0-9]{1,6}/[0-9]{4}$", description="Como `3804/2024`."
+    )
+    justificativa: str = Field(
+        title="Justificativa",
+        min_length=1,
+        max_length=2000,
+        description="Por que o pedido (por exemplo, o titular anterior deixou o estabelecimento).",
+    )
 
     @field_validator("justificativa")
     @classmethod
@@ -405,7 +437,8 @@ class AprovacaoTitularidadeIn(Input):
     """Aprovação da troca de titular."""
 
     manter_titular_anterior: bool = Field(
-        False, title="Manter o acesso do titular anterior",
+        False,
+        title="Manter o acesso do titular anterior",
         description="Por padrão o titular anterior perde o acesso à credencial.",
     )
     observacao: str | None = Field(None, title="Observação", max_length=2000)
@@ -444,8 +477,16 @@ def _collect(model: type[BaseModel], prefix: str, into: dict[str, str]) -> None:
 
 def _labels() -> dict[str, str]:
     labels: dict[str, str] = {}
-    for model in (SolicitacaoIn, EnvioIn, AprovacaoIn, DecisaoIn, ReprovacaoIn, TitularidadeIn, AprovacaoTitularidadeIn,
-                  EstabelecimentoVinculadoIn):
+    for model in (
+        SolicitacaoIn,
+        EnvioIn,
+        AprovacaoIn,
+        DecisaoIn,
+        ReprovacaoIn,
+        TitularidadeIn,
+        AprovacaoTitularidadeIn,
+        EstabelecimentoVinculadoIn,
+    ):
         _collect(model, "", labels)
     return labels
 
@@ -673,7 +714,7 @@ class Contagens(Out):
 
 
 class SolicitacaoPage(Paging):
-    """"Solicitações": uma aba por vez, com as contagens de todas."""
+    """ "Solicitações": uma aba por vez, com as contagens de todas."""
 
     aba: Literal["rascunhos", "em_analise", "respostas"]
     contagens: Contagens
@@ -724,7 +765,7 @@ class ContagensCredenciais(Out):
 
 
 class CredencialPage(Paging):
-    """"Gerenciar credenciais": uma aba por vez, com as contagens de todas."""
+    """ "Gerenciar credenciais": uma aba por vez, com as contagens de todas."""
 
     aba: Literal["homologacao", "em_analise_producao", "producao"]
     contagens: ContagensCredenciais
@@ -739,12 +780,16 @@ class TitularidadeOut(Out):
     situacao: Codigo
     solicitante: UsuarioOut
     titular_anterior: UsuarioOut | None = Field(
-        None, description="Só para o analista: o titular atual da credencial (nulo se o número não é uma credencial ativa de outro titular).")
+        None,
+        description="Só para o analista: o titular atual da credencial (nulo se o número não é uma credencial ativa de outro titular).",
+    )
     credencial_encontrada: bool | None = Field(
-        None, description="Só para o analista: se o número é uma credencial ativa de outro titular.")
+        None, description="Só para o analista: se o número é uma credencial ativa de outro titular."
+    )
     justificativa: str
     gestor_confere: bool | None = Field(
-        None, description="Só para o analista: se o CPF de quem pede é o do gestor responsável da solicitação da credencial.")
+        None, description="Só para o analista: se o CPF de quem pede é o do gestor responsável da solicitação da credencial."
+    )
     criado_em: dt.datetime
     historico: list[TransicaoOut]
 

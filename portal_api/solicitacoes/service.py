@@ -105,9 +105,12 @@ class WorkflowServices:
 
 
 def has_role(session: Session, user_id: int, role: str = ANALYST) -> bool:
-    return session.scalar(
-        sa.select(UserRole.id).where(UserRole.user_id == user_id, UserRole.role == role, UserRole.revoked_at.is_(None))
-    ) is not None
+    return (
+        session.scalar(
+            sa.select(UserRole.id).where(UserRole.user_id == user_id, UserRole.role == role, UserRole.revoked_at.is_(None))
+        )
+        is not None
+    )
 
 
 def grant_role(session: Session, user: User, role: str) -> UserRole:
@@ -144,8 +147,13 @@ def current_request_terms(session: Session) -> TermsVersion:
         text = DEFAULT_REQUEST_TERMS.strip()
         session.execute(
             _insert(session, TermsVersion)
-            .values(operation=REQUEST_TERMS_KEY, version=1, text=text, text_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    published_at=utcnow())
+            .values(
+                operation=REQUEST_TERMS_KEY,
+                version=1,
+                text=text,
+                text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                published_at=utcnow(),
+            )
             .on_conflict_do_nothing(index_elements=["operation", "version"])
         )
         terms = crud.current_terms(session, REQUEST_TERMS_KEY)
@@ -178,7 +186,10 @@ def publish_request_terms(session: Session, text: str) -> TermsVersion:
 
 def _insert_terms(session: Session, text: str, version: int) -> TermsVersion:
     row = TermsVersion(
-        operation=REQUEST_TERMS_KEY, version=version, text=text, text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        operation=REQUEST_TERMS_KEY,
+        version=version,
+        text=text,
+        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
         published_at=utcnow(),
     )
     session.add(row)
@@ -229,13 +240,15 @@ def analyst_required() -> problems.ProblemError:
 
 def create(session: Session, user_id: int, data: SolicitacaoIn, ws: WorkflowServices) -> CredentialRequest:
     drafts = session.scalars(
-        sa.select(sa.func.count()).select_from(CredentialRequest)
+        sa.select(sa.func.count())
+        .select_from(CredentialRequest)
         .where(CredentialRequest.requester_user_id == user_id, CredentialRequest.status == "rascunho")
     ).one()
     limit = ws.settings.drafts_per_user
     if drafts >= limit:
         raise problems.ProblemError(
-            409, f"Você já tem {drafts} rascunhos (o máximo é {limit}): envie ou reaproveite um deles.",
+            409,
+            f"Você já tem {drafts} rascunhos (o máximo é {limit}): envie ou reaproveite um deles.",
             slug="limite-de-rascunhos",
         )
     now = utcnow()
@@ -269,13 +282,19 @@ def _save(session: Session, row: CredentialRequest, data: SolicitacaoIn, ws: Wor
 
 def operations_of(session: Session, request_id: int) -> list[str]:
     return list(
-        session.scalars(sa.select(RequestOperation.operation).where(RequestOperation.request_id == request_id).order_by(RequestOperation.position))
+        session.scalars(
+            sa.select(RequestOperation.operation)
+            .where(RequestOperation.request_id == request_id)
+            .order_by(RequestOperation.position)
+        )
     )
 
 
 def children_of(session: Session, request_id: int) -> list[RequestEstablishment]:
     return list(
-        session.scalars(sa.select(RequestEstablishment).where(RequestEstablishment.request_id == request_id).order_by(RequestEstablishment.id))
+        session.scalars(
+            sa.select(RequestEstablishment).where(RequestEstablishment.request_id == request_id).order_by(RequestEstablishment.id)
+        )
     )
 
 
@@ -296,8 +315,13 @@ def _save_api(session: Session, row: CredentialRequest, data: SolicitacaoIn) -> 
         for number, name in enumerate(chosen.operacoes):
             uf = crud.parse_operation(name).uf
             if uf != row.est_uf:
-                errors.append({"location": "body", "field": f"api.operacoes.{number}",
-                               "message": f"{name} é da UF {uf}, e o estabelecimento principal é da UF {row.est_uf}"})
+                errors.append(
+                    {
+                        "location": "body",
+                        "field": f"api.operacoes.{number}",
+                        "message": f"{name} é da UF {uf}, e o estabelecimento principal é da UF {row.est_uf}",
+                    }
+                )
         if errors:
             raise field_problem(errors)
     row.api_code, row.api_version = api.code, chosen.versao
@@ -331,12 +355,15 @@ def _save_establishment(session: Session, row: CredentialRequest, data: Solicita
         raise body_error(field, f"o estabelecimento {establishment.cnes} já está entre os vinculados: remova-o de lá antes")
     other_uf = sorted({child.uf for child in children if child.uf != establishment.uf})
     if other_uf:
-        raise body_error(field, f"o estabelecimento é da UF {establishment.uf}, e há vinculados da UF {', '.join(other_uf)}: remova-os antes")
+        raise body_error(
+            field, f"o estabelecimento é da UF {establishment.uf}, e há vinculados da UF {', '.join(other_uf)}: remova-os antes"
+        )
     if row.api_code == D1_CSV_API and data.api is None:
         foreign = [op for op in operations_of(session, row.id) if crud.parse_operation(op).uf != establishment.uf]
         if foreign:
             raise body_error(
-                field, f"o estabelecimento é da UF {establishment.uf}, e as operações escolhidas não ({foreign[0]}): "
+                field,
+                f"o estabelecimento é da UF {establishment.uf}, e as operações escolhidas não ({foreign[0]}): "
                 "escolha as operações de novo junto com o estabelecimento",
             )
     row.est_cnes = establishment.cnes
@@ -389,7 +416,8 @@ def _child_problem(row: CredentialRequest, establishment: Estabelecimento | None
 def _require_main(row: CredentialRequest) -> None:
     if not row.est_cnes:
         raise problems.ProblemError(
-            409, "Informe antes o estabelecimento principal: os vinculados precisam ser da mesma UF.",
+            409,
+            "Informe antes o estabelecimento principal: os vinculados precisam ser da mesma UF.",
             slug="estabelecimento-principal-ausente",
         )
 
@@ -415,8 +443,14 @@ def add_child(session: Session, row: CredentialRequest, code: str, ws: WorkflowS
 
 def _child_row(row: CredentialRequest, establishment: Estabelecimento, via: str) -> RequestEstablishment:
     return RequestEstablishment(
-        request_id=row.id, cnes=establishment.cnes, razao_social=_cut(establishment.razao_social),
-        fantasia=_cut(establishment.fantasia), ibge6=establishment.ibge6, uf=establishment.uf, added_via=via, added_at=utcnow(),
+        request_id=row.id,
+        cnes=establishment.cnes,
+        razao_social=_cut(establishment.razao_social),
+        fantasia=_cut(establishment.fantasia),
+        ibge6=establishment.ibge6,
+        uf=establishment.uf,
+        added_via=via,
+        added_at=utcnow(),
     )
 
 
@@ -479,9 +513,12 @@ def import_children(session: Session, row: CredentialRequest, content: bytes, ws
 
 def remove_child(session: Session, row: CredentialRequest, code: str) -> None:
     workflow.lock_for_edit(session, row, "editar")
-    deleted = cast(CursorResult[Any], session.execute(  # a DELETE: a cursor result, with its rowcount
-        sa.delete(RequestEstablishment).where(RequestEstablishment.request_id == row.id, RequestEstablishment.cnes == code)
-    )).rowcount
+    deleted = cast(
+        CursorResult[Any],
+        session.execute(  # a DELETE: a cursor result, with its rowcount
+            sa.delete(RequestEstablishment).where(RequestEstablishment.request_id == row.id, RequestEstablishment.cnes == code)
+        ),
+    ).rowcount
     if not deleted:
         raise problems.not_found(f"O estabelecimento {code} não está entre os vinculados desta solicitação.")
 
@@ -489,14 +526,17 @@ def remove_child(session: Session, row: CredentialRequest, code: str) -> None:
 # -- certificate ----------------------------------------------------------------------------------
 
 
-def set_certificate(session: Session, row: CredentialRequest, data: bytes, password: str | None, ws: WorkflowServices) -> RequestCertificate:
+def set_certificate(
+    session: Session, row: CredentialRequest, data: bytes, password: str | None, ws: WorkflowServices
+) -> RequestCertificate:
     workflow.lock_for_edit(session, row, "editar")
     try:
         trust = ws.trust()
     except certificates.TrustStoreMissing as exc:
         log.error("certificado recusado: %s", exc)
         raise problems.ProblemError(
-            503, "O repositório de autoridades certificadoras confiáveis não está configurado; tente mais tarde.",
+            503,
+            "O repositório de autoridades certificadoras confiáveis não está configurado; tente mais tarde.",
             slug="repositorio-de-acs-indisponivel",
         ) from None
     try:
@@ -570,13 +610,16 @@ def submit(session: Session, row: CredentialRequest, user_id: int, body: EnvioIn
     missing = pending(session, row)
     if missing:
         raise problems.ProblemError(
-            409, f"A solicitação está incompleta; falta: {'; '.join(missing)}.", slug="solicitacao-incompleta",
+            409,
+            f"A solicitação está incompleta; falta: {'; '.join(missing)}.",
+            slug="solicitacao-incompleta",
             extra={"pendencias": missing},
         )
     terms = current_request_terms(session)
     if body.versao_termos != terms.version:
         raise problems.ProblemError(
-            409, f"A versão {body.versao_termos} dos termos não é a vigente; a versão atual é a {terms.version}.",
+            409,
+            f"A versão {body.versao_termos} dos termos não é a vigente; a versão atual é a {terms.version}.",
             slug="versao-dos-termos-desatualizada",
         )
     workflow.apply(session, workflow.REQUEST, row, "enviar", actor_user_id=user_id)
@@ -613,17 +656,24 @@ def next_credential_number(session: Session, year: int) -> str:
     floor = max(taken, default=0)
     dialect = session.get_bind().dialect.name
     session.execute(
-        _insert(session, CredentialNumberSequence).values(year=year, last_number=floor).on_conflict_do_nothing(index_elements=["year"])
+        _insert(session, CredentialNumberSequence)
+        .values(year=year, last_number=floor)
+        .on_conflict_do_nothing(index_elements=["year"])
     )
     while True:
         session.execute(
             sa.update(CredentialNumberSequence)
             .where(CredentialNumberSequence.year == year)
-            .values(last_number=sa.func.greatest(CredentialNumberSequence.last_number + 1, floor + 1)
-                    if dialect == "postgresql" else sa.func.max(CredentialNumberSequence.last_number + 1, floor + 1))
+            .values(
+                last_number=sa.func.greatest(CredentialNumberSequence.last_number + 1, floor + 1)
+                if dialect == "postgresql"
+                else sa.func.max(CredentialNumberSequence.last_number + 1, floor + 1)
+            )
             .execution_options(synchronize_session=False)
         )
-        number = session.scalars(sa.select(CredentialNumberSequence.last_number).where(CredentialNumberSequence.year == year)).one()
+        number = session.scalars(
+            sa.select(CredentialNumberSequence.last_number).where(CredentialNumberSequence.year == year)
+        ).one()
         candidate = f"{number}{suffix}"
         if session.scalar(sa.select(Credential.id).where(Credential.number == candidate)) is None:
             return candidate
@@ -644,7 +694,9 @@ def approve(session: Session, row: CredentialRequest, analyst_id: int, body: Apr
         for number, value in enumerate(body.operacoes):
             name = catalog.normalize(api, value)
             if name not in requested:
-                errors.append({"location": "body", "field": f"operacoes.{number}", "message": f"{value!r} não foi pedida nesta solicitação"})
+                errors.append(
+                    {"location": "body", "field": f"operacoes.{number}", "message": f"{value!r} não foi pedida nesta solicitação"}
+                )
             elif name not in approved:
                 approved.append(name)
         if errors:
@@ -657,9 +709,15 @@ def approve(session: Session, row: CredentialRequest, analyst_id: int, body: Apr
 
     credential = Credential(
         number=next_credential_number(session, dt.datetime.now(BRASILIA).year),
-        cnes=row.est_cnes, uf=row.est_uf, system_name=(row.sistema or {}).get("nome", "")[:200] or "sistema",
-        environment="homologacao", status="ativa", holder_user_id=holder.id, api=row.api_code,
-        ip_range_start=(row.sistema or {}).get("ip_inicio"), ip_range_end=(row.sistema or {}).get("ip_fim"),
+        cnes=row.est_cnes,
+        uf=row.est_uf,
+        system_name=(row.sistema or {}).get("nome", "")[:200] or "sistema",
+        environment="homologacao",
+        status="ativa",
+        holder_user_id=holder.id,
+        api=row.api_code,
+        ip_range_start=(row.sistema or {}).get("ip_inicio"),
+        ip_range_end=(row.sistema or {}).get("ip_fim"),
     )
     session.add(credential)
     session.flush()
@@ -676,8 +734,9 @@ def approve(session: Session, row: CredentialRequest, analyst_id: int, body: Apr
 
 
 def reject(session: Session, row: CredentialRequest, analyst_id: int, reason: str, *, production: bool = False) -> None:
-    workflow.apply(session, workflow.REQUEST, row, "reprovar_producao" if production else "reprovar",
-                   actor_user_id=analyst_id, reason=reason)
+    workflow.apply(
+        session, workflow.REQUEST, row, "reprovar_producao" if production else "reprovar", actor_user_id=analyst_id, reason=reason
+    )
 
 
 def approve_production(session: Session, row: CredentialRequest, analyst_id: int, note: str | None) -> Credential:
@@ -712,7 +771,9 @@ def _safe_name(name: str | None, media_type: str) -> str:
     return base if base.lower().endswith(extension) else base + extension
 
 
-def add_evidence(session: Session, row: CredentialRequest, file_name: str | None, data: bytes, ws: WorkflowServices) -> RequestEvidence:
+def add_evidence(
+    session: Session, row: CredentialRequest, file_name: str | None, data: bytes, ws: WorkflowServices
+) -> RequestEvidence:
     workflow.lock_for_edit(session, row, "anexar evidências")
     try:
         media = evidence.media_type(data, max_bytes=ws.settings.evidence_max_bytes)
@@ -721,12 +782,18 @@ def add_evidence(session: Session, row: CredentialRequest, file_name: str | None
     unsent = [e for e in evidence_of(session, row.id) if e.submitted_at is None]
     if len(unsent) >= ws.settings.evidence_max_files:
         raise problems.ProblemError(
-            409, f"A solicitação já tem {len(unsent)} evidências a enviar (o máximo é {ws.settings.evidence_max_files}).",
+            409,
+            f"A solicitação já tem {len(unsent)} evidências a enviar (o máximo é {ws.settings.evidence_max_files}).",
             slug="limite-de-evidencias",
         )
     row_evidence = RequestEvidence(
-        request_id=row.id, file_name=_safe_name(file_name, media), media_type=media, size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(), content=data, uploaded_at=utcnow(),
+        request_id=row.id,
+        file_name=_safe_name(file_name, media),
+        media_type=media,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        content=data,
+        uploaded_at=utcnow(),
     )
     session.add(row_evidence)
     session.flush()
@@ -744,8 +811,9 @@ def remove_evidence(session: Session, row: CredentialRequest, evidence_id: int) 
     workflow.lock_for_edit(session, row, "anexar evidências")
     found = visible_evidence(session, row, evidence_id)
     if found.submitted_at is not None:
-        raise problems.ProblemError(409, "Esta evidência já foi enviada para análise e não pode ser removida.",
-                                    slug="evidencia-ja-enviada")
+        raise problems.ProblemError(
+            409, "Esta evidência já foi enviada para análise e não pode ser removida.", slug="evidencia-ja-enviada"
+        )
     session.delete(found)
     session.flush()
 
@@ -761,7 +829,8 @@ def submit_production(session: Session, row: CredentialRequest, user_id: int) ->
             409,
             "Anexe ao menos uma evidência dos testes em homologação (PDF ou PNG) antes de enviar para produção: "
             f"POST /solicitacoes/{row.id}/evidencias.",
-            slug="evidencias-ausentes", title="Evidências ausentes",
+            slug="evidencias-ausentes",
+            title="Evidências ausentes",
         )
     workflow.apply(session, workflow.REQUEST, row, "enviar_producao", actor_user_id=user_id)
     now = utcnow()
@@ -788,13 +857,17 @@ def _request_filter(user_id: int | None):
 def request_counts(session: Session, user_id: int | None) -> dict[str, int]:
     rows = dict(
         session.execute(
-            sa.select(CredentialRequest.status, sa.func.count()).where(*_request_filter(user_id)).group_by(CredentialRequest.status)
+            sa.select(CredentialRequest.status, sa.func.count())
+            .where(*_request_filter(user_id))
+            .group_by(CredentialRequest.status)
         ).all()
     )
     return {tab: sum(rows.get(s, 0) for s in states) for tab, states in REQUEST_TABS.items()}
 
 
-def requests_page(session: Session, user_id: int | None, tab: str, *, offset: int, limit: int) -> list[tuple[CredentialRequest, User, str | None]]:
+def requests_page(
+    session: Session, user_id: int | None, tab: str, *, offset: int, limit: int
+) -> list[tuple[CredentialRequest, User, str | None]]:
     query = (
         sa.select(CredentialRequest, User, Credential.number)
         .join(User, User.id == CredentialRequest.requester_user_id)
@@ -890,9 +963,14 @@ def request_transfer(session: Session, user_id: int, number: str, justification:
     credential = found if found is not None and found.status == "ativa" and found.holder_user_id != user_id else None
     now = utcnow()
     row = HolderTransfer(
-        credential_number=number, credential_id=credential.id if credential else None, requester_user_id=user_id,
+        credential_number=number,
+        credential_id=credential.id if credential else None,
+        requester_user_id=user_id,
         previous_holder_user_id=credential.holder_user_id if credential else None,
-        status="pendente", justification=justification, created_at=now, updated_at=now,
+        status="pendente",
+        justification=justification,
+        created_at=now,
+        updated_at=now,
     )
     session.add(row)
     session.flush()
@@ -904,12 +982,14 @@ def decide_transfer(
     session: Session, row: HolderTransfer, analyst_id: int, *, approve: bool, reason: str | None, keep_previous: bool = False
 ) -> None:
     if row.requester_user_id == analyst_id:
-        raise problems.ProblemError(403, "Um analista não pode decidir o próprio pedido de titularidade.",
-                                    slug="analise-do-proprio-pedido")
+        raise problems.ProblemError(
+            403, "Um analista não pode decidir o próprio pedido de titularidade.", slug="analise-do-proprio-pedido"
+        )
     credential = session.get(Credential, row.credential_id) if row.credential_id is not None else None
     if approve and row.status == "pendente" and (credential is None or credential.status != "ativa"):
         raise problems.ProblemError(
-            409, f"O número {row.credential_number} não é uma credencial ativa de outro titular: reprove o pedido.",
+            409,
+            f"O número {row.credential_number} não é uma credencial ativa de outro titular: reprove o pedido.",
             slug="credencial-nao-encontrada",
         )
     workflow.apply(session, workflow.TRANSFER, row, "aprovar" if approve else "reprovar", actor_user_id=analyst_id, reason=reason)
@@ -931,7 +1011,9 @@ def decide_transfer(
     session.flush()
 
 
-def transfers_page(session: Session, user_id: int | None, *, pending_only: bool, offset: int, limit: int) -> tuple[list[HolderTransfer], int]:
+def transfers_page(
+    session: Session, user_id: int | None, *, pending_only: bool, offset: int, limit: int
+) -> tuple[list[HolderTransfer], int]:
     where = []
     if user_id is not None:
         where.append(HolderTransfer.requester_user_id == user_id)
@@ -949,21 +1031,29 @@ def gestor_matches(session: Session, row: HolderTransfer) -> bool:
     if row.credential_id is None:
         return False
     requester = session.get(User, row.requester_user_id)
-    gestor_cpf = session.scalar(sa.select(CredentialRequest.gestor_cpf).where(CredentialRequest.credential_id == row.credential_id))
+    gestor_cpf = session.scalar(
+        sa.select(CredentialRequest.gestor_cpf).where(CredentialRequest.credential_id == row.credential_id)
+    )
     return bool(gestor_cpf) and requester is not None and requester.cpf == gestor_cpf
 
 
 # -- refusals by IP range ------------------------------------------------------------------------------------
 
 
-def record_refusal(engine: sa.Engine, *, credential_id: int, user_id: int, client_address: str | None, peer: str | None,
-                   method: str, path: str) -> None:
+def record_refusal(
+    engine: sa.Engine, *, credential_id: int, user_id: int, client_address: str | None, peer: str | None, method: str, path: str
+) -> None:
     """Write a refusal in its own transaction (the refused request rolls back its own)."""
     with Session(engine) as session, session.begin():
         session.add(
             CredentialAccessRefusal(
-                credential_id=credential_id, user_id=user_id, client_address=(client_address or None) and client_address[:64],
-                peer_address=(peer or None) and peer[:64], method=method[:8], path=path[:300], created_at=utcnow(),
+                credential_id=credential_id,
+                user_id=user_id,
+                client_address=(client_address or None) and client_address[:64],
+                peer_address=(peer or None) and peer[:64],
+                method=method[:8],
+                path=path[:300],
+                created_at=utcnow(),
             )
         )
 

@@ -78,10 +78,18 @@ REQUEST = Machine(
             Action("enviar", "enviar para análise", ("rascunho",), "em_analise", REQUESTER),
             Action("aprovar", "aprovar em homologação", ("em_analise",), "homologacao", ANALYST),
             Action("reprovar", "reprovar", ("em_analise",), "reprovada", ANALYST, reason_required=True),
-            Action("enviar_producao", "enviar para produção", ("homologacao", "reprovada_producao"), "em_analise_producao", REQUESTER),
+            Action(
+                "enviar_producao", "enviar para produção", ("homologacao", "reprovada_producao"), "em_analise_producao", REQUESTER
+            ),
             Action("aprovar_producao", "aprovar para produção", ("em_analise_producao",), "producao", ANALYST),
-            Action("reprovar_producao", "reprovar para produção", ("em_analise_producao",), "reprovada_producao", ANALYST,
-                   reason_required=True),
+            Action(
+                "reprovar_producao",
+                "reprovar para produção",
+                ("em_analise_producao",),
+                "reprovada_producao",
+                ANALYST,
+                reason_required=True,
+            ),
         )
     },
 )
@@ -132,12 +140,15 @@ def lock_for_edit(session: Session, row: CredentialRequest, attempted: str) -> N
     either waits for the edit or makes it fail here."""
     allowed = EDIT_STATES[attempted]
     now = dt.datetime.now(dt.timezone.utc)
-    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with its rowcount
-        sa.update(CredentialRequest)
-        .where(CredentialRequest.id == row.id, CredentialRequest.status.in_(allowed))
-        .values(updated_at=now)
-        .execution_options(synchronize_session=False)
-    ))
+    result = cast(
+        CursorResult[Any],
+        session.execute(  # an UPDATE: a cursor result, with its rowcount
+            sa.update(CredentialRequest)
+            .where(CredentialRequest.id == row.id, CredentialRequest.status.in_(allowed))
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    )
     if result.rowcount != 1:
         session.refresh(row)
         raise InvalidTransition(REQUEST, row.id, row.status, attempted, allowed)
@@ -156,12 +167,15 @@ def apply(
         raise ValueError("informe o motivo")
     now = dt.datetime.now(dt.timezone.utc)
     model = machine.model
-    result = cast(CursorResult[Any], session.execute(  # an UPDATE: a cursor result, with its rowcount
-        sa.update(model)
-        .where(model.id == row.id, model.status == current)
-        .values(status=action.target, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ))
+    result = cast(
+        CursorResult[Any],
+        session.execute(  # an UPDATE: a cursor result, with its rowcount
+            sa.update(model)
+            .where(model.id == row.id, model.status == current)
+            .values(status=action.target, updated_at=now)
+            .execution_options(synchronize_session=False)
+        ),
+    )
     if result.rowcount != 1:  # someone moved it first
         session.refresh(row)
         raise InvalidTransition(machine, row.id, row.status, action.label, action.sources)
@@ -187,8 +201,15 @@ def record_creation(session: Session, machine: Machine, row, *, actor_user_id: i
     """The first transition of a row (from nothing to its initial state)."""
     session.add(
         WorkflowTransition(
-            entity=machine.entity, entity_id=row.id, action="criar", from_status=None, to_status=state,
-            actor_user_id=actor_user_id, actor_role=REQUESTER, reason=None, created_at=dt.datetime.now(dt.timezone.utc),
+            entity=machine.entity,
+            entity_id=row.id,
+            action="criar",
+            from_status=None,
+            to_status=state,
+            actor_user_id=actor_user_id,
+            actor_role=REQUESTER,
+            reason=None,
+            created_at=dt.datetime.now(dt.timezone.utc),
         )
     )
     session.flush()

@@ -38,8 +38,13 @@ def is_analyst(session: Session, user: WebUser) -> bool:
 
 
 @router.get(BASE)
-def requests_to_analyse(request: Request, user: PageUser, session: SessionDep,
-                        aba: Annotated[str, Query()] = "em_analise", pagina: Annotated[int, Query(ge=1, le=100_000)] = 1):
+def requests_to_analyse(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    aba: Annotated[str, Query()] = "em_analise",
+    pagina: Annotated[int, Query(ge=1, le=100_000)] = 1,
+):
     if not is_analyst(session, user):
         return not_found_page(request, user)
     tab = aba if aba in TABS else "em_analise"
@@ -48,15 +53,39 @@ def requests_to_analyse(request: Request, user: PageUser, session: SessionDep,
     rows = service.requests_page(session, None, tab, offset=(pagina - 1) * size, limit=size)
     items = [present.request_item(row, requester, number) for row, requester, number in rows]
     _, pending = service.transfers_page(session, None, pending_only=True, offset=0, limit=1)
-    return render(request, "analise/lista.html", user=user, aba=tab, abas=TABS, contagens=counts, itens=items,
-                  pagina=pagina, paginas=max(1, -(-counts[tab] // size)), base=BASE, pages=PAGES, titularidades=pending)
+    return render(
+        request,
+        "analise/lista.html",
+        user=user,
+        aba=tab,
+        abas=TABS,
+        contagens=counts,
+        itens=items,
+        pagina=pagina,
+        paginas=max(1, -(-counts[tab] // size)),
+        base=BASE,
+        pages=PAGES,
+        titularidades=pending,
+    )
 
 
 def _summary_page(request, session, row, user, *, status_code=200, erros=None, valores=None):
     summary = present.request(session, row, viewer_id=user.id, analyst=True)
     own = row.requester_user_id == user.id
-    return render(request, "analise/solicitacao.html", status_code=status_code, user=user, s=summary, base=REQUESTS_BASE,
-                  analise=BASE, pages=PAGES, propria=own, erros=erros, valores=valores or {}, decisoes=DECISIONS)
+    return render(
+        request,
+        "analise/solicitacao.html",
+        status_code=status_code,
+        user=user,
+        s=summary,
+        base=REQUESTS_BASE,
+        analise=BASE,
+        pages=PAGES,
+        propria=own,
+        erros=erros,
+        valores=valores or {},
+        decisoes=DECISIONS,
+    )
 
 
 @router.get(BASE + "/solicitacoes/{solicitacao_id}")
@@ -102,8 +131,15 @@ async def decide(request: Request, solicitacao_id: Id, decisao: str, user: PageU
         session.rollback()
         # The reason's refusal goes beside the form of this decision.
         refusal.fields = {f"{decisao}.{path.split('.')[0]}": message for path, message in refusal.fields.items()}
-        return _summary_page(request, session, row, user, status_code=422 if refusal.fields else 409, erros=refusal,
-                             valores={f"{decisao}.{field}": text})
+        return _summary_page(
+            request,
+            session,
+            row,
+            user,
+            status_code=422 if refusal.fields else 409,
+            erros=refusal,
+            valores={f"{decisao}.{field}": text},
+        )
     session.commit()
     return RedirectResponse(f"{BASE}/solicitacoes/{row.id}?decidida={decisao}", status_code=303)
 
@@ -121,8 +157,20 @@ def transfers(request: Request, user: PageUser, session: SessionDep):
 def _transfers_page(request, session, user, *, status_code=200, erros=None, alvo=None, valores=None):
     rows, total = service.transfers_page(session, None, pending_only=True, offset=0, limit=100)
     items = [present.transfer(session, row, analyst=True) for row in rows]
-    return render(request, "analise/titularidade.html", status_code=status_code, user=user, itens=items, total=total, base=BASE,
-                  pages=PAGES, erros=erros, alvo=alvo, valores=valores or {}, decidido=request.query_params.get("decidido"))
+    return render(
+        request,
+        "analise/titularidade.html",
+        status_code=status_code,
+        user=user,
+        itens=items,
+        total=total,
+        base=BASE,
+        pages=PAGES,
+        erros=erros,
+        alvo=alvo,
+        valores=valores or {},
+        decidido=request.query_params.get("decidido"),
+    )
 
 
 @router.post(BASE + "/titularidade/{pedido_id}/{decisao}")
@@ -139,9 +187,11 @@ async def decide_transfer(request: Request, pedido_id: Id, decisao: str, user: P
     def act():
         if approve:
             body = schemas.AprovacaoTitularidadeIn.model_validate(
-                filled({"observacao": text, "manter_titular_anterior": bool(form.get("manter_titular_anterior"))}))
-            service.decide_transfer(session, row, user.id, approve=True, reason=body.observacao,
-                                    keep_previous=body.manter_titular_anterior)
+                filled({"observacao": text, "manter_titular_anterior": bool(form.get("manter_titular_anterior"))})
+            )
+            service.decide_transfer(
+                session, row, user.id, approve=True, reason=body.observacao, keep_previous=body.manter_titular_anterior
+            )
         else:
             body = schemas.ReprovacaoIn.model_validate(filled({"motivo": text}))
             service.decide_transfer(session, row, user.id, approve=False, reason=body.motivo)
@@ -150,8 +200,14 @@ async def decide_transfer(request: Request, pedido_id: Id, decisao: str, user: P
     if refusal:
         session.rollback()
         field = "observacao" if approve else "motivo"
-        return _transfers_page(request, session, user, status_code=422 if refusal.fields else 409, erros=refusal,
-                               alvo=(pedido_id, decisao), valores={field: text})
+        return _transfers_page(
+            request,
+            session,
+            user,
+            status_code=422 if refusal.fields else 409,
+            erros=refusal,
+            alvo=(pedido_id, decisao),
+            valores={field: text},
+        )
     session.commit()
     return RedirectResponse(f"{BASE}/titularidade?decidido={pedido_id}", status_code=303)
-

@@ -98,13 +98,19 @@ def install(app: FastAPI, settings: PortalSettings, *, dev_login: bool = False, 
     app.state.web_settings = web
     app.state.web_public_url = public_url
 
-    discovery_url, client_secret = web.oidc_discovery_url, web.oidc_client_secret.get_secret_value() if web.oidc_client_secret else ""
+    discovery_url, client_secret = (
+        web.oidc_discovery_url,
+        web.oidc_client_secret.get_secret_value() if web.oidc_client_secret else "",
+    )
     if dev_login:
         from portal_api import devissuer
 
         client_secret = secrets.token_urlsafe(32)
         issuer = devissuer.DevIssuer(
-            services.database, public_url=public_url, client_id=web.oidc_client_id, client_secret=client_secret,
+            services.database,
+            public_url=public_url,
+            client_id=web.oidc_client_id,
+            client_secret=client_secret,
             signing_key=session_key(web, settings.home).encode(),
         )
         app.state.dev_issuer = issuer
@@ -112,8 +118,12 @@ def install(app: FastAPI, settings: PortalSettings, *, dev_login: bool = False, 
         discovery_url = issuer.issuer + "/.well-known/openid-configuration"
     app.state.web_login = (
         auth.Login(
-            discovery_url=discovery_url, client_id=web.oidc_client_id, client_secret=client_secret, scopes=web.oidc_scopes,
-            public_url=public_url, store=store,
+            discovery_url=discovery_url,
+            client_id=web.oidc_client_id,
+            client_secret=client_secret,
+            scopes=web.oidc_scopes,
+            public_url=public_url,
+            store=store,
         )
         if discovery_url
         else None
@@ -131,8 +141,12 @@ def install(app: FastAPI, settings: PortalSettings, *, dev_login: bool = False, 
 
     secure = web.cookie_secure if web.cookie_secure is not None else not _loopback_http(public_url)
     app.add_middleware(
-        SessionMiddleware, secret_key=session_key(web, settings.home), session_cookie=COOKIE,
-        max_age=int(web.session_hours * 3600), same_site="lax", https_only=secure,
+        SessionMiddleware,
+        secret_key=session_key(web, settings.home),
+        session_cookie=COOKIE,
+        max_age=int(web.session_hours * 3600),
+        same_site="lax",
+        https_only=secure,
     )
     app.add_middleware(SecurityHeaders, csp=content_security_policy(_origin(discovery_url)))
     _html_errors(app)

@@ -58,7 +58,9 @@ def safe_next(value: str | None) -> str:
 
 
 class Login:
-    def __init__(self, *, discovery_url: str, client_id: str, client_secret: str, scopes: str, public_url: str, store: SessionStore):
+    def __init__(
+        self, *, discovery_url: str, client_id: str, client_secret: str, scopes: str, public_url: str, store: SessionStore
+    ):
         self.public_url = public_url.rstrip("/")
         self.store = store
         self.oauth = OAuth()
@@ -115,6 +117,7 @@ def _user_from_claims(request: Request, claims: dict) -> User:
         session.expunge(user)
         return user
 
+
 # Failed logins per address, counted in the database like POST /token's (every worker sees them).
 LOGIN_WINDOW_SECONDS = 60
 
@@ -139,7 +142,9 @@ def _login_limited(request: Request):
         return None
     log.warning("login recusado por excesso de falhas do endereço %s", _address(request))
     return error_page(
-        request, 429, f"Tentativas de login demais deste endereço. Tente de novo em {retry} segundos.",
+        request,
+        429,
+        f"Tentativas de login demais deste endereço. Tente de novo em {retry} segundos.",
         headers={"Retry-After": str(retry)},
     )
 
@@ -218,7 +223,9 @@ def router() -> APIRouter:
             metadata = {}
         end_session = metadata.get("end_session_endpoint")
         if end_session:
-            params = f"post_logout_redirect_uri={quote(login.public_url + '/', safe='')}&client_id={quote(login.client.client_id)}"
+            params = (
+                f"post_logout_redirect_uri={quote(login.public_url + '/', safe='')}&client_id={quote(login.client.client_id)}"
+            )
             if id_token:
                 params += f"&id_token_hint={quote(id_token)}"
             return RedirectResponse(f"{end_session}?{params}", status_code=303)

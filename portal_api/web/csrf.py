@@ -61,8 +61,10 @@ async def require_csrf(request: Request) -> None:
             sent = value if isinstance(value, str) else None
     if not _same_origin(request) or not token_matches(request, sent):
         raise problems.ProblemError(
-            403, "A requisição foi recusada: o formulário expirou ou não veio desta página. Recarregue a página e tente de novo.",
-            slug="csrf", title="Requisição recusada",
+            403,
+            "A requisição foi recusada: o formulário expirou ou não veio desta página. Recarregue a página e tente de novo.",
+            slug="csrf",
+            title="Requisição recusada",
         )
 
 

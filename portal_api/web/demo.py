@@ -25,10 +25,15 @@ class DemoPerson:
 
 
 PEOPLE = (
-    DemoPerson("35503000188", "Marta Ribeiro", "marta.ribeiro@prefeitura.sp.gov.br",
-               "gestora municipal de São Paulo (355030): baixa os arquivos do município"),
-    DemoPerson("33000000259", "Rafael Costa", "rafael.costa@saude.rj.gov.br",
-               "gestor estadual do Rio de Janeiro: arquivos da UF RJ"),
+    DemoPerson(
+        "35503000188",
+        "Marta Ribeiro",
+        "marta.ribeiro@prefeitura.sp.gov.br",
+        "gestora municipal de São Paulo (355030): baixa os arquivos do município",
+    ),
+    DemoPerson(
+        "33000000259", "Rafael Costa", "rafael.costa@saude.rj.gov.br", "gestor estadual do Rio de Janeiro: arquivos da UF RJ"
+    ),
     DemoPerson("12345600381", "Daniela Alves", "daniela.alves@saude.gov.br", "analista do DATASUS"),
     DemoPerson("98765400410", "Joana Pereira", "joana.pereira@example.org", "sem credenciais"),
 )
@@ -36,7 +41,15 @@ PEOPLE = (
 # (number, cnes, uf, system, environment, holder cpf, operations)
 CREDENTIALS = (
     ("3406/2024", "2077485", "SP", "Vigilância em Saúde — SMS São Paulo", "producao", "35503000188", [SAO_PAULO]),
-    ("3407/2024", "2077485", "SP", "Vigilância em Saúde — SMS São Paulo (homologação)", "homologacao", "35503000188", [SAO_PAULO]),
+    (
+        "3407/2024",
+        "2077485",
+        "SP",
+        "Vigilância em Saúde — SMS São Paulo (homologação)",
+        "homologacao",
+        "35503000188",
+        [SAO_PAULO],
+    ),
     ("3410/2024", "2269880", "RJ", "CIEVS — SES Rio de Janeiro", "producao", "33000000259", [RIO_DE_JANEIRO]),
 )
 
@@ -59,8 +72,14 @@ def seed(session: Session) -> dict:
     for number, cnes, uf, system, environment, holder, operations in CREDENTIALS:
         if session.scalar(sa.select(Credential.id).where(Credential.number == number)) is None:
             crud.create_credential(
-                session, number=number, cnes=cnes, uf=uf, system_name=system, environment=environment,
-                holder=users[holder], operations=operations,
+                session,
+                number=number,
+                cnes=cnes,
+                uf=uf,
+                system_name=system,
+                environment=environment,
+                holder=users[holder],
+                operations=operations,
             )
             created["credentials"] += 1
     for operation in (SAO_PAULO, RIO_DE_JANEIRO):

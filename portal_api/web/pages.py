@@ -90,10 +90,16 @@ def router() -> APIRouter:
         if user is not None:
             return RedirectResponse(safe_next(proximo), status_code=303)
         if request.app.state.web_login is None:
-            return render(request, "erro.html", {
-                "status": 503, "title": "Login indisponível",
-                "detail": "O login gov.br não está configurado neste servidor (VACINA_D1_OIDC_DISCOVERY_URL).",
-            }, status=503)
+            return render(
+                request,
+                "erro.html",
+                {
+                    "status": 503,
+                    "title": "Login indisponível",
+                    "detail": "O login gov.br não está configurado neste servidor (VACINA_D1_OIDC_DISCOVERY_URL).",
+                },
+                status=503,
+            )
         return render(request, "entrar.html", {"proximo": safe_next(proximo)})
 
     # -- Gerenciar credenciais ----------------------------------------------------------------
@@ -111,9 +117,18 @@ def router() -> APIRouter:
             views = service.credentials_page(session, user.id, aba, offset=0, limit=100)
             days = _published_days(services, {op.operation for v in views for op in v.operations})
             cards = [_credential_card(v, user, days) for v in views]
-        return render(request, "credenciais.html", {
-            "tabs": CREDENTIAL_TABS, "aba": aba, "counts": counts, "cards": cards, "messages": _messages(request),
-        }, nav="credenciais")
+        return render(
+            request,
+            "credenciais.html",
+            {
+                "tabs": CREDENTIAL_TABS,
+                "aba": aba,
+                "counts": counts,
+                "cards": cards,
+                "messages": _messages(request),
+            },
+            nav="credenciais",
+        )
 
     # -- Download CSV ---------------------------------------------------------------------------
 
@@ -167,26 +182,44 @@ def router() -> APIRouter:
                 for record in listing.items:
                     entries, entries_total = logs[record.day]
                     refresh = refreshes.get(record.day)
-                    items.append({
-                        "file": record,
-                        "downloads": entries,
-                        "downloads_total": entries_total,
-                        "refresh": refresh,
-                        "refresh_state": dagster_runs.label(refresh, states),
-                    })
+                    items.append(
+                        {
+                            "file": record,
+                            "downloads": entries,
+                            "downloads_total": entries_total,
+                            "refresh": refresh,
+                            "refresh_state": dagster_runs.label(refresh, states),
+                        }
+                    )
             chart_svg = _chart(services, operacao, year, month) if month is not None else None
             terms = crud.current_terms(session, operacao)
             accepted = bool(terms and crud.acceptance(session, user.id, terms))
             pages = max(1, -(-total // size)) if total else 1
             first = (page - 1) * size + 1 if items else 0
-            context.update({
-                "operacao": operacao, "territory": _territory(operacao), "years": years, "year": year,
-                "year_error": year_error, "months_with_files": months_with_files, "month": month, "items": items,
-                "total": total, "page": page, "pages": pages, "size": size, "sizes": PAGE_SIZES, "first": first,
-                "last": first + len(items) - 1 if items else 0, "terms": terms, "terms_accepted": accepted,
-                "query": lambda **changes: _query(operacao, year, month, page, size, **changes),
-                "month_names": MONTHS, "chart_svg": chart_svg,
-            })
+            context.update(
+                {
+                    "operacao": operacao,
+                    "territory": _territory(operacao),
+                    "years": years,
+                    "year": year,
+                    "year_error": year_error,
+                    "months_with_files": months_with_files,
+                    "month": month,
+                    "items": items,
+                    "total": total,
+                    "page": page,
+                    "pages": pages,
+                    "size": size,
+                    "sizes": PAGE_SIZES,
+                    "first": first,
+                    "last": first + len(items) - 1 if items else 0,
+                    "terms": terms,
+                    "terms_accepted": accepted,
+                    "query": lambda **changes: _query(operacao, year, month, page, size, **changes),
+                    "month_names": MONTHS,
+                    "chart_svg": chart_svg,
+                }
+            )
         return render(request, "download_csv.html", context, nav="download")
 
     @r.get("/portal/arquivos/{file_id}/conteudo")
@@ -206,9 +239,16 @@ def router() -> APIRouter:
                 # Without JavaScript the modal never opened: the terms page, then back here.
                 return RedirectResponse(f"/portal/termos/{file_id}", status_code=303)
             return file_routes.download(
-                file_id=file_id, request=request, services=services, session=session, principal=principal_of(user),
-                scope=scope, format="csv.gz", range_header=request.headers.get("range"),
-                if_range=request.headers.get("if-range"), accept_encoding=request.headers.get("accept-encoding"),
+                file_id=file_id,
+                request=request,
+                services=services,
+                session=session,
+                principal=principal_of(user),
+                scope=scope,
+                format="csv.gz",
+                range_header=request.headers.get("range"),
+                if_range=request.headers.get("if-range"),
+                accept_encoding=request.headers.get("accept-encoding"),
             )
         finally:
             session.close()
@@ -222,7 +262,9 @@ def router() -> APIRouter:
             terms = crud.current_terms(session, record.operation)
             if terms is None:
                 raise problems.not_found("Ainda não há termos de uso publicados para esta operação.")
-        return render(request, "termos.html", {"file": record, "terms": terms, "territory": _territory(record.operation)}, nav="download")
+        return render(
+            request, "termos.html", {"file": record, "terms": terms, "territory": _territory(record.operation)}, nav="download"
+        )
 
     @r.post("/portal/termos")
     def accept_terms(
@@ -246,7 +288,8 @@ def router() -> APIRouter:
                 raise problems.ProblemError(422, "Marque “Li e aceito os termos de uso” para confirmar.")
             if versao != terms.version:
                 raise problems.ProblemError(
-                    409, f"Os termos de uso mudaram (versão {terms.version}). Leia a nova versão e confirme de novo.",
+                    409,
+                    f"Os termos de uso mudaram (versão {terms.version}). Leia a nova versão e confirme de novo.",
                 )
             try:
                 crud.accept_terms(session, user.id, terms)
@@ -257,7 +300,11 @@ def router() -> APIRouter:
             from fastapi.responses import JSONResponse
 
             return JSONResponse({"operacao": operacao, "versao": terms.version, "aceito": True})
-        target = f"/portal/arquivos/{arquivo}/conteudo?{urlencode({'csrf_token': csrf.csrf_token(request)})}" if arquivo else "/portal/download-csv"
+        target = (
+            f"/portal/arquivos/{arquivo}/conteudo?{urlencode({'csrf_token': csrf.csrf_token(request)})}"
+            if arquivo
+            else "/portal/download-csv"
+        )
         return RedirectResponse(target, status_code=303)
 
     @r.post("/portal/arquivos/{file_id}/atualizar")
@@ -267,11 +314,17 @@ def router() -> APIRouter:
             scope = scope_of(request, user, session)
             record = deps.file_in_scope(services, file_id, scope)
             try:
-                file_routes.refresh(file_id=file_id, services=services, session=session, principal=principal_of(user), scope=scope)
+                file_routes.refresh(
+                    file_id=file_id, services=services, session=session, principal=principal_of(user), scope=scope
+                )
             except problems.ProblemError as exc:
                 _flash(request, "danger", exc.detail)
             else:
-                _flash(request, "success", f"Atualização de {record.day.strftime('%d/%m/%Y')} pedida: o estado aparece ao lado do arquivo.")
+                _flash(
+                    request,
+                    "success",
+                    f"Atualização de {record.day.strftime('%d/%m/%Y')} pedida: o estado aparece ao lado do arquivo.",
+                )
         back = _query(record.operation, record.day.year, record.day.month, 1, services.settings.page_size_default)
         return RedirectResponse(f"/portal/download-csv?{back}#arquivo-{record.id}", status_code=303)
 
@@ -285,15 +338,27 @@ def router() -> APIRouter:
                 sa.select(PersonalToken).where(PersonalToken.user_id == user.id).order_by(PersonalToken.id.desc())
             ).all()
         created = request.session.pop("new_token", None)
-        return render(request, "tokens.html", {
-            "tokens": rows, "created": created, "now": crud.utcnow(), "aware": crud.aware,
-            "default_days": services.settings.personal_token_days, "messages": _messages(request),
-        }, nav="tokens")
+        return render(
+            request,
+            "tokens.html",
+            {
+                "tokens": rows,
+                "created": created,
+                "now": crud.utcnow(),
+                "aware": crud.aware,
+                "default_days": services.settings.personal_token_days,
+                "messages": _messages(request),
+            },
+            nav="tokens",
+        )
 
     @r.post("/portal/tokens")
     def create_token(
-        request: Request, user: CurrentWebUser, _: csrf.CsrfChecked,
-        nome: Annotated[str, Form(max_length=200)] = "", dias: Annotated[str, Form(max_length=6)] = "",
+        request: Request,
+        user: CurrentWebUser,
+        _: csrf.CsrfChecked,
+        nome: Annotated[str, Form(max_length=200)] = "",
+        dias: Annotated[str, Form(max_length=6)] = "",
     ):
         services = request.app.state.services
         days = _int_or_none(dias) or services.settings.personal_token_days
@@ -318,7 +383,9 @@ def router() -> APIRouter:
                 raise problems.not_found("Token não encontrado.")
             crud.revoke_personal_token(session, token_id)
             session.commit()
-            _flash(request, "success", f"Token “{row.name}” revogado: ele e os tokens de acesso obtidos com ele deixaram de valer.")
+            _flash(
+                request, "success", f"Token “{row.name}” revogado: ele e os tokens de acesso obtidos com ele deixaram de valer."
+            )
         return RedirectResponse("/portal/tokens", status_code=303)
 
     return r
@@ -384,13 +451,21 @@ def _credential_card(view, user: WebUser, days: dict[str, int]) -> dict:
     operations = []
     for op in view.operations:
         downloadable = (
-            credential.api == D1_CSV_API and op.operation.startswith("imunizacao-total-") and op.status == "aprovada"
-            and credential.status == "ativa" and credential.environment == "producao"
+            credential.api == D1_CSV_API
+            and op.operation.startswith("imunizacao-total-")
+            and op.status == "aprovada"
+            and credential.status == "ativa"
+            and credential.environment == "producao"
         )
-        operations.append({
-            "name": op.operation, "count": days.get(op.operation, 0), "status": OPERATION_STATUS.get(op.status, op.status),
-            "approved": op.status == "aprovada", "downloadable": downloadable,
-        })
+        operations.append(
+            {
+                "name": op.operation,
+                "count": days.get(op.operation, 0),
+                "status": OPERATION_STATUS.get(op.status, op.status),
+                "approved": op.status == "aprovada",
+                "downloadable": downloadable,
+            }
+        )
     api = api_catalog.BY_CODE.get(credential.api)
     return {
         "id": credential.id,

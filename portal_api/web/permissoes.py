@@ -36,30 +36,51 @@ def credentials_with_people(session: Session, user: User) -> list[dict]:
     who may act on it."""
     permitted = sa.select(Permission.credential_id).where(Permission.user_id == user.id, Permission.revoked_at.is_(None))
     credentials = session.scalars(
-        sa.select(Credential).where(sa.or_(Credential.holder_user_id == user.id, Credential.id.in_(permitted)))
+        sa.select(Credential)
+        .where(sa.or_(Credential.holder_user_id == user.id, Credential.id.in_(permitted)))
         .order_by(Credential.id)
     ).all()
     result = []
     for credential in credentials:
         people = session.execute(
-            sa.select(User, Permission.granted_at).join(Permission, Permission.user_id == User.id)
+            sa.select(User, Permission.granted_at)
+            .join(Permission, Permission.user_id == User.id)
             .where(Permission.credential_id == credential.id, Permission.revoked_at.is_(None))
             .order_by(User.name)
         ).all()
-        rows = [dict(nome=person.name, cpf=masked_cpf(person.cpf), titular=person.id == credential.holder_user_id,
-                     voce=person.id == user.id, desde=granted) for person, granted in people]
+        rows = [
+            dict(
+                nome=person.name,
+                cpf=masked_cpf(person.cpf),
+                titular=person.id == credential.holder_user_id,
+                voce=person.id == user.id,
+                desde=granted,
+            )
+            for person, granted in people
+        ]
         if not any(r["titular"] for r in rows):
             holder = session.get_one(User, credential.holder_user_id)
-            rows.insert(0, dict(nome=holder.name, cpf=masked_cpf(holder.cpf), titular=True, voce=holder.id == user.id,
-                                desde=None))
+            rows.insert(
+                0, dict(nome=holder.name, cpf=masked_cpf(holder.cpf), titular=True, voce=holder.id == user.id, desde=None)
+            )
         result.append(dict(credencial=credential, pessoas=rows, titular=credential.holder_user_id == user.id))
     return result
 
 
 def _page(request, session, user, *, status_code=200, erros=None, valores=None, registrada=False):
-    return render(request, "permissoes/permissoes.html", status_code=status_code, user=user, pages=PAGES, base=BASE,
-                  credenciais=credentials_with_people(session, user), erros=erros, valores=valores or {},
-                  registrada=registrada, rotulos=schemas.BODY_LABELS)
+    return render(
+        request,
+        "permissoes/permissoes.html",
+        status_code=status_code,
+        user=user,
+        pages=PAGES,
+        base=BASE,
+        credenciais=credentials_with_people(session, user),
+        erros=erros,
+        valores=valores or {},
+        registrada=registrada,
+        rotulos=schemas.BODY_LABELS,
+    )
 
 
 @router.get(BASE)

@@ -21,8 +21,20 @@ from portal_api.web import csrf
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 BRASILIA = ZoneInfo("America/Sao_Paulo")
-MONTHS = ("Janeiro", "Fevereiro", "Março", "Abril", "Maio", "Junho", "Julho", "Agosto", "Setembro", "Outubro",
-          "Novembro", "Dezembro")
+MONTHS = (
+    "Janeiro",
+    "Fevereiro",
+    "Março",
+    "Abril",
+    "Maio",
+    "Junho",
+    "Julho",
+    "Agosto",
+    "Setembro",
+    "Outubro",
+    "Novembro",
+    "Dezembro",
+)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
@@ -78,7 +90,9 @@ templates.env.filters.update(data_br=data_br, data_hora_br=data_hora_br, tamanho
 templates.env.globals.update(MONTHS=MONTHS)
 
 
-def render(request: Request, name: str, context: dict | None = None, *, status: int = 200, nav: str | None = None) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict | None = None, *, status: int = 200, nav: str | None = None
+) -> HTMLResponse:
     from portal_api.web.auth import optional_user
 
     values = {

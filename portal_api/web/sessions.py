@@ -73,10 +73,16 @@ class SessionStore:
         sid = secrets.token_urlsafe(32)
         now = utcnow()
         with self.database.session() as session, session.begin():
-            session.add(WebSession(
-                sid_hash=_hash(sid), user_id=user_id, created_at=now, last_seen_at=now, expires_at=now + self.lifetime,
-                id_token=id_token,
-            ))
+            session.add(
+                WebSession(
+                    sid_hash=_hash(sid),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=now + self.lifetime,
+                    id_token=id_token,
+                )
+            )
         return sid
 
     def lookup(self, sid: str | None) -> WebUser | None:

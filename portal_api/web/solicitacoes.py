@@ -112,15 +112,31 @@ TABS = {"em_analise": "Em Análise", "respostas": "Respostas", "rascunhos": "Ras
 
 
 @router.get(BASE)
-def list_requests(request: Request, user: PageUser, session: SessionDep,
-                  aba: Annotated[str, Query()] = "em_analise", pagina: Annotated[int, Query(ge=1, le=100_000)] = 1):
+def list_requests(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    aba: Annotated[str, Query()] = "em_analise",
+    pagina: Annotated[int, Query(ge=1, le=100_000)] = 1,
+):
     tab = aba if aba in TABS else "em_analise"
     size = request.app.state.solicitacoes.settings.page_size_default
     counts = service.request_counts(session, user.id)
     rows = service.requests_page(session, user.id, tab, offset=(pagina - 1) * size, limit=size)
     items = [present.request_item(row, requester, number) for row, requester, number in rows]
-    return render(request, "solicitacoes/lista.html", user=user, aba=tab, abas=TABS, contagens=counts, itens=items,
-                  pagina=pagina, paginas=max(1, -(-counts[tab] // size)), base=BASE, pages=PAGES)
+    return render(
+        request,
+        "solicitacoes/lista.html",
+        user=user,
+        aba=tab,
+        abas=TABS,
+        contagens=counts,
+        itens=items,
+        pagina=pagina,
+        paginas=max(1, -(-counts[tab] // size)),
+        base=BASE,
+        pages=PAGES,
+    )
 
 
 @router.get(BASE + "/nova")
@@ -133,16 +149,30 @@ def new_request_page(request: Request, user: PageUser, api: Annotated[str | None
 
 @router.post(BASE)
 async def new_request(request: Request, user: PageUser, session: SessionDep):
-    """"Solicitar Acesso para Homologação": a new draft, then its first step."""
+    """ "Solicitar Acesso para Homologação": a new draft, then its first step."""
     await check_csrf(request)
     row, refusal = attempt(lambda: service.create(session, user.id, schemas.SolicitacaoIn(), request.app.state.solicitacoes))
     if refusal:
         session.rollback()
         counts = service.request_counts(session, user.id)
-        return render(request, "solicitacoes/lista.html", status_code=409, user=user, aba="rascunhos", abas=TABS,
-                      contagens=counts, itens=[present.request_item(r, u, n) for r, u, n in
-                                               service.requests_page(session, user.id, "rascunhos", offset=0, limit=20)],
-                      pagina=1, paginas=1, base=BASE, pages=PAGES, erros=refusal)
+        return render(
+            request,
+            "solicitacoes/lista.html",
+            status_code=409,
+            user=user,
+            aba="rascunhos",
+            abas=TABS,
+            contagens=counts,
+            itens=[
+                present.request_item(r, u, n)
+                for r, u, n in service.requests_page(session, user.id, "rascunhos", offset=0, limit=20)
+            ],
+            pagina=1,
+            paginas=1,
+            base=BASE,
+            pages=PAGES,
+            erros=refusal,
+        )
     session.commit()
     return redirect(step_url(row.id, SLUGS[0]))
 
@@ -158,8 +188,16 @@ def show_request(request: Request, solicitacao_id: RequestId, user: PageUser, se
         return redirect(step_url(row.id, resume_slug(session, row)))
     summary = present.request(session, row, viewer_id=user.id, analyst=False)
     session.commit()
-    return render(request, "solicitacoes/detalhe.html", user=user, s=summary, base=BASE, pages=PAGES,
-                  enviada=request.query_params.get("enviada") == "1", erros=None)
+    return render(
+        request,
+        "solicitacoes/detalhe.html",
+        user=user,
+        s=summary,
+        base=BASE,
+        pages=PAGES,
+        enviada=request.query_params.get("enviada") == "1",
+        erros=None,
+    )
 
 
 # -- the wizard ------------------------------------------------------------------------------------
@@ -168,10 +206,21 @@ def show_request(request: Request, solicitacao_id: RequestId, user: PageUser, se
 def stored_values(session: Session, row: CredentialRequest) -> dict[str, Any]:
     """The draft as form values, by the API's field paths."""
     values: dict[str, Any] = {"origem": row.origem}
-    values.update({"estabelecimento.cnes": row.est_cnes, "estabelecimento.telefone": row.est_telefone,
-                   "estabelecimento.email": row.est_email})
-    values.update({"gestor.nome": row.gestor_nome, "gestor.cns": row.gestor_cns, "gestor.cpf": row.gestor_cpf,
-                   "gestor.email": row.gestor_email})
+    values.update(
+        {
+            "estabelecimento.cnes": row.est_cnes,
+            "estabelecimento.telefone": row.est_telefone,
+            "estabelecimento.email": row.est_email,
+        }
+    )
+    values.update(
+        {
+            "gestor.nome": row.gestor_nome,
+            "gestor.cns": row.gestor_cns,
+            "gestor.cpf": row.gestor_cpf,
+            "gestor.email": row.gestor_email,
+        }
+    )
     for key, value in (row.sistema or {}).items():
         if key == "aplicacao_web":
             value = "sim" if value else "nao"
@@ -180,19 +229,46 @@ def stored_values(session: Session, row: CredentialRequest) -> dict[str, Any]:
     return values
 
 
-SISTEMA_FIELDS = ("nome", "versao", "linguagem", "arquitetura", "banco_dados", "banco_dados_versao", "resumo", "aplicacao_web",
-                  "ip_inicio", "ip_fim", "tipo_equipe", "atendimentos_registrados", "data_atendimentos",
-                  "atendimentos_dia_minimo", "atendimentos_dia_maximo", "acessos_pico", "data_inicio", "data_fim")
+SISTEMA_FIELDS = (
+    "nome",
+    "versao",
+    "linguagem",
+    "arquitetura",
+    "banco_dados",
+    "banco_dados_versao",
+    "resumo",
+    "aplicacao_web",
+    "ip_inicio",
+    "ip_fim",
+    "tipo_equipe",
+    "atendimentos_registrados",
+    "data_atendimentos",
+    "atendimentos_dia_minimo",
+    "atendimentos_dia_maximo",
+    "acessos_pico",
+    "data_inicio",
+    "data_fim",
+)
 
 
-def _step_context(session: Session, row: CredentialRequest, slug: str, user: WebUser, ws: service.WorkflowServices,
-                  request: Request) -> dict[str, Any]:
+def _step_context(
+    session: Session, row: CredentialRequest, slug: str, user: WebUser, ws: service.WorkflowServices, request: Request
+) -> dict[str, Any]:
     summary = present.request(session, row, viewer_id=user.id, analyst=False)
     context: dict[str, Any] = dict(
-        user=user, s=summary, row=row, passo=BY_SLUG[slug], passos=STEPS, base=BASE, pages=PAGES,
+        user=user,
+        s=summary,
+        row=row,
+        passo=BY_SLUG[slug],
+        passos=STEPS,
+        base=BASE,
+        pages=PAGES,
         faltando={step.slug for step in STEPS if section_missing(session, row, step.slug)},
-        anterior=SLUGS[SLUGS.index(slug) - 1] if SLUGS.index(slug) else None, proximo=next_slug(slug),
-        valores=stored_values(session, row), erros=Refusal(), rotulos=schemas.BODY_LABELS,
+        anterior=SLUGS[SLUGS.index(slug) - 1] if SLUGS.index(slug) else None,
+        proximo=next_slug(slug),
+        valores=stored_values(session, row),
+        erros=Refusal(),
+        rotulos=schemas.BODY_LABELS,
     )
     if slug == "portfolio":
         context["apis"] = catalog.APIS
@@ -302,10 +378,12 @@ async def save_certificado(session, row, form, ws):
 
 async def save_estabelecimento(session, row, form, ws):
     action = form_text(form, "acao") or "salvar"
-    values = {"estabelecimento.cnes": form_text(form, "estabelecimento.cnes"),
-              "estabelecimento.cnpj": form_text(form, "estabelecimento.cnpj"),
-              "estabelecimento.telefone": form_text(form, "estabelecimento.telefone"),
-              "estabelecimento.email": form_text(form, "estabelecimento.email")}
+    values = {
+        "estabelecimento.cnes": form_text(form, "estabelecimento.cnes"),
+        "estabelecimento.cnpj": form_text(form, "estabelecimento.cnpj"),
+        "estabelecimento.telefone": form_text(form, "estabelecimento.telefone"),
+        "estabelecimento.email": form_text(form, "estabelecimento.email"),
+    }
     if action.startswith("escolher:"):  # one of the consulta's results
         values.update({"estabelecimento.cnes": action.removeprefix("escolher:"), "estabelecimento.cnpj": None})
         action = "consultar"
@@ -317,13 +395,26 @@ async def save_estabelecimento(session, row, form, ws):
             chosen = schemas.SolicitacaoIn.model_validate({"estabelecimento": section}).estabelecimento
             found = service.lookup(ws, cnes=chosen.cnes, cnpj=chosen.cnpj)
             if not found:
-                refusal.add("estabelecimento.cnes" if chosen.cnes else "estabelecimento.cnpj",
-                            schemas.label("body", "estabelecimento.cnes" if chosen.cnes else "estabelecimento.cnpj")
-                            + ": não encontrado na tabela CNES")
+                refusal.add(
+                    "estabelecimento.cnes" if chosen.cnes else "estabelecimento.cnpj",
+                    schemas.label("body", "estabelecimento.cnes" if chosen.cnes else "estabelecimento.cnpj")
+                    + ": não encontrado na tabela CNES",
+                )
         except ValidationError as exc:
             refusal = comum.refusal_of(exc)
-        results = [dict(cnes=e.cnes, cnpj=e.cnpj or e.cnpj_mantenedora, razao_social=e.razao_social, fantasia=e.fantasia,
-                        municipio=service.municipio_name(e.ibge6), uf=e.uf, telefone=e.telefone, email=e.email) for e in found]
+        results = [
+            dict(
+                cnes=e.cnes,
+                cnpj=e.cnpj or e.cnpj_mantenedora,
+                razao_social=e.razao_social,
+                fantasia=e.fantasia,
+                municipio=service.municipio_name(e.ibge6),
+                uf=e.uf,
+                telefone=e.telefone,
+                email=e.email,
+            )
+            for e in found
+        ]
         if len(found) == 1 and not refusal:
             values["estabelecimento.cnes"], values["estabelecimento.cnpj"] = found[0].cnes, None
         return Again(refusal, values, {"consulta": results, "consultado": True})
@@ -393,7 +484,9 @@ async def save_sistema(session, row, form, ws):
 def _needs_sistema(row) -> Again | None:
     if row.sistema:
         return None
-    refusal = Refusal(general="Preencha antes a seção Sistema solicitante: integrações e períodos de maior acesso fazem parte dela.")
+    refusal = Refusal(
+        general="Preencha antes a seção Sistema solicitante: integrações e períodos de maior acesso fazem parte dela."
+    )
     return Again(refusal, {}, {})
 
 
@@ -415,8 +508,9 @@ async def save_integracoes(session, row, form, ws):
         refusal = Refusal()
         refusal.add("integracao", "Integração: campo obrigatório")
         return Again(refusal, {}, {})
-    outcome = _update(session, row, ws, {"sistema": {**row.sistema, "integracoes": [*current, name]}}, "integracoes",
-                      {"integracao": name})
+    outcome = _update(
+        session, row, ws, {"sistema": {**row.sistema, "integracoes": [*current, name]}}, "integracoes", {"integracao": name}
+    )
     # The list's refusal ("item 3: ... está repetida") belongs to the new name's field.
     if isinstance(outcome, Again) and outcome.refusal.fields:
         outcome.refusal.fields = {"integracao": list(outcome.refusal.fields.values())[-1]}
@@ -437,8 +531,14 @@ async def save_picos(session, row, form, ws):
         return _update(session, row, ws, {"sistema": {**row.sistema, "picos": current}}, "picos", {})
     new = {name: form_text(form, f"pico.{name}") for name in ("periodo", "inicio", "fim")}
     position = len(current)
-    outcome = _update(session, row, ws, {"sistema": {**row.sistema, "picos": [*current, filled(new)]}}, "picos",
-                      {f"pico.{k}": v for k, v in new.items()})
+    outcome = _update(
+        session,
+        row,
+        ws,
+        {"sistema": {**row.sistema, "picos": [*current, filled(new)]}},
+        "picos",
+        {f"pico.{k}": v for k, v in new.items()},
+    )
     if isinstance(outcome, Again):  # messages of sistema.picos.N.x go beside the modal's field x
         fields = {}
         for path, message in outcome.refusal.fields.items():
@@ -474,7 +574,9 @@ async def save_servicos(session, row, form, ws):
         fields = {}
         for path, message in outcome.refusal.fields.items():
             # The API names its flag; the page has the button.
-            fields["api.operacoes" if path.startswith("api.") else path] = message.replace("use adicionar_todas", "use Adicionar todos")
+            fields["api.operacoes" if path.startswith("api.") else path] = message.replace(
+                "use adicionar_todas", "use Adicionar todos"
+            )
         outcome.refusal.fields = fields
     return outcome
 
@@ -496,9 +598,18 @@ async def save_termo(session, row, form, ws):
 
 
 SAVERS = {
-    "origem": save_origem, "certificado": save_certificado, "estabelecimento": save_estabelecimento,
-    "vinculados": save_vinculados, "gestor": save_gestor, "sistema": save_sistema, "integracoes": save_integracoes,
-    "picos": save_picos, "portfolio": save_portfolio, "servicos": save_servicos, "resumo": save_resumo, "termo": save_termo,
+    "origem": save_origem,
+    "certificado": save_certificado,
+    "estabelecimento": save_estabelecimento,
+    "vinculados": save_vinculados,
+    "gestor": save_gestor,
+    "sistema": save_sistema,
+    "integracoes": save_integracoes,
+    "picos": save_picos,
+    "portfolio": save_portfolio,
+    "servicos": save_servicos,
+    "resumo": save_resumo,
+    "termo": save_termo,
 }
 assert set(SAVERS) == set(SLUGS)
 
@@ -528,13 +639,23 @@ async def upload_evidence(request: Request, solicitacao_id: RequestId, user: Pag
         return redirect(f"{BASE}/{row.id}#evidencias")
     session.rollback()
     summary = present.request(session, row, viewer_id=user.id, analyst=False)
-    return render(request, "solicitacoes/detalhe.html", status_code=422, user=user, s=summary, base=BASE, pages=PAGES,
-                  enviada=False, erros=refusal)
+    return render(
+        request,
+        "solicitacoes/detalhe.html",
+        status_code=422,
+        user=user,
+        s=summary,
+        base=BASE,
+        pages=PAGES,
+        enviada=False,
+        erros=refusal,
+    )
 
 
 @router.post(BASE + "/{solicitacao_id}/evidencias/{evidencia_id}/remocao")
-async def remove_evidence(request: Request, solicitacao_id: RequestId, evidencia_id: RequestId, user: PageUser,
-                          session: SessionDep):
+async def remove_evidence(
+    request: Request, solicitacao_id: RequestId, evidencia_id: RequestId, user: PageUser, session: SessionDep
+):
     await check_csrf(request)
     row = session.get(CredentialRequest, solicitacao_id)
     if row is None or row.requester_user_id != user.id:
@@ -543,8 +664,17 @@ async def remove_evidence(request: Request, solicitacao_id: RequestId, evidencia
     if refusal:
         session.rollback()
         summary = present.request(session, row, viewer_id=user.id, analyst=False)
-        return render(request, "solicitacoes/detalhe.html", status_code=409, user=user, s=summary, base=BASE, pages=PAGES,
-                      enviada=False, erros=refusal)
+        return render(
+            request,
+            "solicitacoes/detalhe.html",
+            status_code=409,
+            user=user,
+            s=summary,
+            base=BASE,
+            pages=PAGES,
+            enviada=False,
+            erros=refusal,
+        )
     session.commit()
     return redirect(f"{BASE}/{row.id}#evidencias")
 
@@ -559,8 +689,17 @@ async def submit_production(request: Request, solicitacao_id: RequestId, user: P
     if refusal:
         session.rollback()
         summary = present.request(session, row, viewer_id=user.id, analyst=False)
-        return render(request, "solicitacoes/detalhe.html", status_code=409, user=user, s=summary, base=BASE, pages=PAGES,
-                      enviada=False, erros=refusal)
+        return render(
+            request,
+            "solicitacoes/detalhe.html",
+            status_code=409,
+            user=user,
+            s=summary,
+            base=BASE,
+            pages=PAGES,
+            enviada=False,
+            erros=refusal,
+        )
     session.commit()
     return redirect(f"{BASE}/{row.id}")
 
@@ -574,10 +713,15 @@ def evidence_content(request: Request, solicitacao_id: RequestId, evidencia_id: 
         found = service.visible_evidence(session, row, evidencia_id)
     except problems.ProblemError:
         return not_found_page(request, user)
-    return Response(found.content, media_type=found.media_type, headers={
-        "Content-Disposition": f'inline; filename="evidencia-{found.id}{".pdf" if found.media_type.endswith("pdf") else ".png"}"',
-        "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
-        # Shown inside the request's page (the PDF in a frame): framed by this site only.
-        "X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "frame-ancestors 'self'",
-    })
-
+    return Response(
+        found.content,
+        media_type=found.media_type,
+        headers={
+            "Content-Disposition": f'inline; filename="evidencia-{found.id}{".pdf" if found.media_type.endswith("pdf") else ".png"}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            # Shown inside the request's page (the PDF in a frame): framed by this site only.
+            "X-Frame-Options": "SAMEORIGIN",
+            "Content-Security-Policy": "frame-ancestors 'self'",
+        },
+    )

@@ -30,9 +30,13 @@ def _name(common_name: str):
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
-    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "BR"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICP-Brasil (demonstração vacina-d1)"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "BR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICP-Brasil (demonstração vacina-d1)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _octet_string(text: str) -> bytes:
@@ -48,9 +52,13 @@ def _ca(common_name: str, issuer, issuer_key, now: dt.datetime, path_length: int
     key = ec.generate_private_key(ec.SECP256R1())
     signer = issuer_key or key
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(issuer.subject if issuer else _name(common_name))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=3650))
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(issuer.subject if issuer else _name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -81,15 +89,24 @@ def write(directory: Path, *, cpf: str, name: str) -> DemoPki:
     key = ec.generate_private_key(ec.SECP256R1())
     holder = "0" * 8 + cpf + "0" * 11 + "0" * 15 + "SSP DF"  # birth date, CPF, NIS, RG, issuer: ICP-Brasil layout
     leaf = (
-        x509.CertificateBuilder().subject_name(_name(f"{name.upper()}:{cpf}")).issuer_name(intermediate.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
+        x509.CertificateBuilder()
+        .subject_name(_name(f"{name.upper()}:{cpf}"))
+        .issuer_name(intermediate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(True, True, True, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.OtherName(ObjectIdentifier("2.16.76.1.3.1"), _octet_string(holder)),
-            x509.RFC822Name("demonstracao@example.org"),
-        ]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.OtherName(ObjectIdentifier("2.16.76.1.3.1"), _octet_string(holder)),
+                    x509.RFC822Name("demonstracao@example.org"),
+                ]
+            ),
+            critical=False,
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate_key.public_key()), critical=False)
         .sign(intermediate_key, hashes.SHA256())
@@ -97,6 +114,9 @@ def write(directory: Path, *, cpf: str, name: str) -> DemoPki:
     acs.mkdir(parents=True, exist_ok=True)
     root_file.write_bytes(root.public_bytes(serialization.Encoding.PEM))
     (acs / "ac-intermediaria-demo.pem").write_bytes(intermediate.public_bytes(serialization.Encoding.PEM))
-    pfx.write_bytes(pkcs12.serialize_key_and_certificates(
-        b"demonstracao", key, leaf, [intermediate], serialization.BestAvailableEncryption(DEMO_PASSWORD.encode())))
+    pfx.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"demonstracao", key, leaf, [intermediate], serialization.BestAvailableEncryption(DEMO_PASSWORD.encode())
+        )
+    )
     return DemoPki(acs, pfx, DEMO_PASSWORD)

@@ -50,8 +50,9 @@ async def check_csrf(request: Request):
 def render(request: Request, template: str, *, status_code: int = 200, nav: str | None = None, **context: Any) -> HTMLResponse:
     context.setdefault("erros", None)
     context.pop("user", None)  # the layout's user is the session's (issue 9's render puts it)
-    return web_render.render(request, template, {"layout": LAYOUT, **context}, status=status_code,
-                             nav=nav or template.split("/")[0])
+    return web_render.render(
+        request, template, {"layout": LAYOUT, **context}, status=status_code, nav=nav or template.split("/")[0]
+    )
 
 
 def not_found_page(request: Request, user: WebUser | None = None) -> HTMLResponse:

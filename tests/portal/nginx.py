@@ -76,7 +76,8 @@ class Nginx:
         self.log = open(workdir / "nginx.out", "wb")
         self.process = subprocess.Popen(
             ["env", "--default-signal=INT,TERM,HUP", NGINX, "-p", str(workdir), "-c", str(self.conf)],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -88,7 +89,9 @@ class Nginx:
                     break
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"nginx não respondeu: {(workdir / 'error.log').read_text() if (workdir / 'error.log').exists() else ''}")
+        raise RuntimeError(
+            f"nginx não respondeu: {(workdir / 'error.log').read_text() if (workdir / 'error.log').exists() else ''}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

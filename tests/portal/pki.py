@@ -39,8 +39,9 @@ def octet_string(text: str) -> bytes:
     return bytes([0x04, 0x81, len(body)]) + body
 
 
-def dados_pessoa(cpf: str, *, nascimento: str = "15031980", nis: str = "12345678901", rg: str = "123456789012345",
-                 orgao_uf: str = "SSPDF ") -> str:
+def dados_pessoa(
+    cpf: str, *, nascimento: str = "15031980", nis: str = "12345678901", rg: str = "123456789012345", orgao_uf: str = "SSPDF "
+) -> str:
     """The fixed-width 'dados do titular/responsável' content: birth date (8), CPF (11),
     NIS (11), RG (15), RG issuer and UF."""
     assert len(nascimento) == 8 and len(cpf) == 11 and len(nis) == 11 and len(rg) == 15
@@ -90,8 +91,17 @@ class Pki:
             .not_valid_after(NOW + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(
-                x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                              key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -132,9 +142,17 @@ class Pki:
             .not_valid_after(not_after or NOW + dt.timedelta(days=365))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(digital_signature=digital_signature, content_commitment=True, key_encipherment=True,
-                              data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                              encipher_only=False, decipher_only=False),
+                x509.KeyUsage(
+                    digital_signature=digital_signature,
+                    content_commitment=True,
+                    key_encipherment=True,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
                 critical=True,
             )
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -146,8 +164,9 @@ class Pki:
         return Issued(builder.sign(self.intermediate.key, hashes.SHA256()), key)
 
     def e_cpf(self, cpf: str, name: str = "ANA SOUZA", **kwargs) -> Issued:
-        return self.leaf(f"{name}:{cpf}", other_names={"2.16.76.1.3.1": dados_pessoa(cpf), "2.16.76.1.3.5": "0" * 19 + "BRASILIA DF"},
-                         **kwargs)
+        return self.leaf(
+            f"{name}:{cpf}", other_names={"2.16.76.1.3.1": dados_pessoa(cpf), "2.16.76.1.3.5": "0" * 19 + "BRASILIA DF"}, **kwargs
+        )
 
     def e_cnpj(self, cnpj: str, responsible_cpf: str, responsible: str = "BRUNO LIMA", **kwargs) -> Issued:
         return self.leaf(

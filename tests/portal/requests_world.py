@@ -39,9 +39,11 @@ def build(tmp_path: Path, catalog_url: str | None = None, **overrides) -> tuple[
     world = w.build(tmp_path, catalog_url, **settings)
     key = world.settings.resolved_token_key()
     with world.database.session() as session, session.begin():
-        for cpf, name, email in ((DANIEL_CPF, "Daniel Analista", "daniel@saude.gov.br"),
-                                 (EDUARDA_CPF, "Eduarda Reis", "eduarda@saude.df.gov.br"),
-                                 (FABIO_CPF, "Fábio Analista", "fabio@saude.gov.br")):
+        for cpf, name, email in (
+            (DANIEL_CPF, "Daniel Analista", "daniel@saude.gov.br"),
+            (EDUARDA_CPF, "Eduarda Reis", "eduarda@saude.df.gov.br"),
+            (FABIO_CPF, "Fábio Analista", "fabio@saude.gov.br"),
+        ):
             user = crud.create_user(session, cpf=cpf, name=name, email=email)
             _, plain = crud.issue_personal_token(session, key, user, name="testes", days=30)
             world.personal_tokens[cpf] = plain
@@ -59,14 +61,29 @@ def client_for(world: w.World, *, forwarded_for: str | None = INSIDE) -> TestCli
 
 def sistema(**changes) -> dict:
     data = {
-        "nome": "Vacivida SP", "versao": "3.2.1", "linguagem": "Java 21", "arquitetura": "Microsserviços em contêineres",
-        "banco_dados": "PostgreSQL", "banco_dados_versao": "16.4",
+        "nome": "Vacivida SP",
+        "versao": "3.2.1",
+        "linguagem": "Java 21",
+        "arquitetura": "Microsserviços em contêineres",
+        "banco_dados": "PostgreSQL",
+        "banco_dados_versao": "16.4",
         "resumo": "Registro e consulta de vacinação das UBS do município, com envio à RNDS e painéis locais.",
-        "aplicacao_web": True, "ip_inicio": RANGE[0], "ip_fim": RANGE[1], "tipo_equipe": "terceirizada",
-        "atendimentos_registrados": 125000, "data_atendimentos": "2026-10-31", "integracoes": ["e-SUS APS", "SI-PNI"],
-        "picos": [{"periodo": "manha", "inicio": "08:00", "fim": "10:30"}, {"periodo": "tarde", "inicio": "13:00", "fim": "15:00"}],
-        "atendimentos_dia_minimo": 800, "atendimentos_dia_maximo": 4200, "acessos_pico": 350,
-        "data_inicio": "2026-12-01", "data_fim": "2027-12-31",
+        "aplicacao_web": True,
+        "ip_inicio": RANGE[0],
+        "ip_fim": RANGE[1],
+        "tipo_equipe": "terceirizada",
+        "atendimentos_registrados": 125000,
+        "data_atendimentos": "2026-10-31",
+        "integracoes": ["e-SUS APS", "SI-PNI"],
+        "picos": [
+            {"periodo": "manha", "inicio": "08:00", "fim": "10:30"},
+            {"periodo": "tarde", "inicio": "13:00", "fim": "15:00"},
+        ],
+        "atendimentos_dia_minimo": 800,
+        "atendimentos_dia_maximo": 4200,
+        "acessos_pico": 350,
+        "data_inicio": "2026-12-01",
+        "data_fim": "2027-12-31",
     }
     data.update(changes)
     return data
@@ -88,9 +105,14 @@ def form(**sections) -> dict:
 def minimal_pdf(pages: int = 1, *, padding: int = 0) -> bytes:
     """A small well-formed PDF (header, objects, xref table, trailer, startxref, %%EOF);
     ``padding`` adds a stream object of that many bytes (to reach a given size)."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(f"{3 + i} 0 R".encode() for i in range(pages)) + b"] /Count "
-               + str(pages).encode() + b" >>"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(f"{3 + i} 0 R".encode() for i in range(pages))
+        + b"] /Count "
+        + str(pages).encode()
+        + b" >>",
+    ]
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"] * pages
     if padding:
         objects.append(f"<< /Length {padding} >>\nstream\n".encode() + b"\x00" * padding + b"\nendstream")
@@ -112,8 +134,12 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 
 def minimal_png(width: int = 2, height: int = 2) -> bytes:
     raw = b"".join(b"\x00" + b"\x10\x80\xf0" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def create_complete(client, headers, pki: Pki, **sections) -> int:
@@ -122,9 +148,12 @@ def create_complete(client, headers, pki: Pki, **sections) -> int:
     assert response.status_code == 201, response.text
     request_id = response.json()["id"]
     issued = pki.e_cpf(w.BRUNO_CPF, "BRUNO LIMA")
-    upload = client.put(f"/solicitacoes/{request_id}/certificado", headers=headers,
-                        files={"arquivo": ("bruno.pfx", pki.pfx(issued, PFX_PASSWORD), "application/x-pkcs12")},
-                        data={"senha": PFX_PASSWORD})
+    upload = client.put(
+        f"/solicitacoes/{request_id}/certificado",
+        headers=headers,
+        files={"arquivo": ("bruno.pfx", pki.pfx(issued, PFX_PASSWORD), "application/x-pkcs12")},
+        data={"senha": PFX_PASSWORD},
+    )
     assert upload.status_code == 200, upload.text
     return request_id
 

@@ -67,8 +67,7 @@ def start_dagster(tmp: Path, location_name: str = "vacina_d1") -> Server:
     home.mkdir(parents=True, exist_ok=True)
     # Runs stay queued (no daemon): the test checks the launched run, nothing executes.
     (home / "dagster.yaml").write_text(
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
-        "telemetry:\n  enabled: false\n"
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\ntelemetry:\n  enabled: false\n"
     )
     target = ROOT / "assets" / "definitions.py"
     workspace = tmp / "workspace.yaml"

@@ -67,10 +67,19 @@ def _stage(directory: Path, operation: str, day: dt.date, rows: int, seed: int) 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gz)
     staged = StagedFile(
-        operation=operation, scope_kind="municipio" if parsed.ibge6 else "uf", uf=parsed.uf, ibge6=parsed.ibge6,
-        file_name=name, path=path, rows=rows, bytes_csv=len(csv), bytes_stored=len(gz),
-        sha256_csv=hashlib.sha256(csv).hexdigest(), sha256_stored=hashlib.sha256(gz).hexdigest(),
-        content_type=csv_format.CONTENT_TYPE_GZIP, content_encoding=None,
+        operation=operation,
+        scope_kind="municipio" if parsed.ibge6 else "uf",
+        uf=parsed.uf,
+        ibge6=parsed.ibge6,
+        file_name=name,
+        path=path,
+        rows=rows,
+        bytes_csv=len(csv),
+        bytes_stored=len(gz),
+        sha256_csv=hashlib.sha256(csv).hexdigest(),
+        sha256_stored=hashlib.sha256(gz).hexdigest(),
+        content_type=csv_format.CONTENT_TYPE_GZIP,
+        content_encoding=None,
     )
     return staged, csv, gz
 
@@ -104,10 +113,14 @@ def publish_file(world: World, operation: str, day: dt.date, *, rows: int = 20, 
         by_operation[name] = (csv, gz)
     total = sum(f.rows for f in staged)
     outcome = publish_day(
-        world.storage, world.database.catalog,
+        world.storage,
+        world.database.catalog,
         StagedDay(
-            day=day, scope=uf, input_sha256=hashlib.sha256(repr(sorted(contents.items())).encode()).hexdigest(),
-            layout_version=contract.LAYOUT_VERSION, counts={"read": total, "valid": total, "quarantined": 0},
+            day=day,
+            scope=uf,
+            input_sha256=hashlib.sha256(repr(sorted(contents.items())).encode()).hexdigest(),
+            layout_version=contract.LAYOUT_VERSION,
+            counts={"read": total, "valid": total, "quarantined": 0},
             files=staged,
         ),
         threads=1,
@@ -149,12 +162,24 @@ def build(
         bruno = crud.create_user(session, cpf=BRUNO_CPF, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
         carla = crud.create_user(session, cpf=CARLA_CPF, name="Carla Dias", email="carla@saude.df.gov.br")
         df = crud.create_credential(
-            session, number="3804/2024", cnes="0010456", uf="DF", system_name="SI-PNI DF", environment="producao",
-            holder=ana, operations=[DF],
+            session,
+            number="3804/2024",
+            cnes="0010456",
+            uf="DF",
+            system_name="SI-PNI DF",
+            environment="producao",
+            holder=ana,
+            operations=[DF],
         )
         crud.create_credential(
-            session, number="3805/2024", cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
-            holder=bruno, operations=[SP_CITY],
+            session,
+            number="3805/2024",
+            cnes="2077485",
+            uf="SP",
+            system_name="Vacivida SP",
+            environment="producao",
+            holder=bruno,
+            operations=[SP_CITY],
         )
         crud.grant(session, carla, df)
         key = settings.resolved_token_key()
@@ -177,6 +202,8 @@ def bearer(client, world: World, cpf: str) -> dict[str, str]:
 
 def accept_terms(client, headers: dict[str, str], operation: str) -> int:
     version = client.get(f"/operations/{operation}/terms", headers=headers).json()["version"]
-    response = client.post(f"/operations/{operation}/terms/acceptances", json={"version": version, "accepted": True}, headers=headers)
+    response = client.post(
+        f"/operations/{operation}/terms/acceptances", json={"version": version, "accepted": True}, headers=headers
+    )
     assert response.status_code in (200, 201), response.text
     return version

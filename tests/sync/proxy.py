@@ -63,7 +63,10 @@ class FaultyPortalProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 with proxy.lock:
-                    fault = next((f for f in proxy.faults if f.times > 0 and f.method == self.command and re.search(f.pattern, self.path)), None)
+                    fault = next(
+                        (f for f in proxy.faults if f.times > 0 and f.method == self.command and re.search(f.pattern, self.path)),
+                        None,
+                    )
                     if fault:
                         fault.times -= 1
                 started = time.monotonic()
@@ -119,8 +122,17 @@ class FaultyPortalProxy:
 
     def _record(self, started: float, handler: BaseHTTPRequestHandler, status: int, sent: int) -> None:
         with self.lock:
-            self.seen.append(Seen(started, handler.command, handler.path, handler.headers.get("Range"), status, sent,
-                                 "Authorization" in handler.headers))
+            self.seen.append(
+                Seen(
+                    started,
+                    handler.command,
+                    handler.path,
+                    handler.headers.get("Range"),
+                    status,
+                    sent,
+                    "Authorization" in handler.headers,
+                )
+            )
 
     def add(self, fault: Fault) -> None:
         with self.lock:

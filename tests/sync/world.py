@@ -43,27 +43,29 @@ BIN = Path(sys.executable).parent
 def record(doc: str, day: dt.date, ibge6: str = "355030", **overrides) -> dict[str, str]:
     rng = random.Random(doc)
     row = {name: "" for name in contract.FILE_COLUMNS}
-    row.update({
-        "co_documento": doc,
-        "co_paciente": f"{rng.getrandbits(128):032x}{rng.getrandbits(128):032x}",
-        "tp_sexo_paciente": rng.choice("MF"),
-        "co_municipio_paciente": ibge6,
-        "no_municipio_paciente": reference.municipios()[ibge6].nome.upper(),
-        "sg_uf_paciente": "SP",
-        "co_cnes_estabelecimento": f"{rng.randrange(10**7):07d}",
-        "no_fantasia_estalecimento": 'UBS "Vila Açaí"; Centro',  # quoted in the CSV
-        "co_municipio_estabelecimento": ibge6,
-        "sg_uf_estabelecimento": "SP",
-        "co_vacina": str(rng.choice([22, 33, 46, 86])),
-        "dt_vacina": (day - dt.timedelta(days=rng.randrange(3))).isoformat(),
-        "co_dose_vacina": str(rng.choice([1, 2, 3, 9])),
-        "co_lote_vacina": f"LOTE{rng.randrange(10**6):06d}",
-        "dt_entrada_rnds": day.isoformat(),
-        "st_documento": "final",
-        "nu_idade_paciente": str(rng.randrange(100)),
-        "no_uf_paciente": "São Paulo",
-        "tp_vinculo_territorio": "ambos",
-    })
+    row.update(
+        {
+            "co_documento": doc,
+            "co_paciente": f"{rng.getrandbits(128):032x}{rng.getrandbits(128):032x}",
+            "tp_sexo_paciente": rng.choice("MF"),
+            "co_municipio_paciente": ibge6,
+            "no_municipio_paciente": reference.municipios()[ibge6].nome.upper(),
+            "sg_uf_paciente": "SP",
+            "co_cnes_estabelecimento": f"{rng.randrange(10**7):07d}",
+            "no_fantasia_estalecimento": 'UBS "Vila Açaí"; Centro',  # quoted in the CSV
+            "co_municipio_estabelecimento": ibge6,
+            "sg_uf_estabelecimento": "SP",
+            "co_vacina": str(rng.choice([22, 33, 46, 86])),
+            "dt_vacina": (day - dt.timedelta(days=rng.randrange(3))).isoformat(),
+            "co_dose_vacina": str(rng.choice([1, 2, 3, 9])),
+            "co_lote_vacina": f"LOTE{rng.randrange(10**6):06d}",
+            "dt_entrada_rnds": day.isoformat(),
+            "st_documento": "final",
+            "nu_idade_paciente": str(rng.randrange(100)),
+            "no_uf_paciente": "São Paulo",
+            "tp_vinculo_territorio": "ambos",
+        }
+    )
     row.update(overrides)
     return row
 
@@ -125,19 +127,35 @@ class SyncWorld:
             path = directory / f"{hashlib.sha256(gz).hexdigest()[:8]}-{name}"
             path.write_bytes(gz)
             parsed = crud.parse_operation(operation)
-            staged.append(StagedFile(
-                operation=operation, scope_kind="municipio" if parsed.ibge6 else "uf", uf=parsed.uf, ibge6=parsed.ibge6,
-                file_name=name, path=path, rows=len(rows), bytes_csv=len(csv), bytes_stored=len(gz),
-                sha256_csv=hashlib.sha256(csv).hexdigest(), sha256_stored=hashlib.sha256(gz).hexdigest(),
-                content_type=csv_format.CONTENT_TYPE_GZIP, content_encoding=None,
-            ))
+            staged.append(
+                StagedFile(
+                    operation=operation,
+                    scope_kind="municipio" if parsed.ibge6 else "uf",
+                    uf=parsed.uf,
+                    ibge6=parsed.ibge6,
+                    file_name=name,
+                    path=path,
+                    rows=len(rows),
+                    bytes_csv=len(csv),
+                    bytes_stored=len(gz),
+                    sha256_csv=hashlib.sha256(csv).hexdigest(),
+                    sha256_stored=hashlib.sha256(gz).hexdigest(),
+                    content_type=csv_format.CONTENT_TYPE_GZIP,
+                    content_encoding=None,
+                )
+            )
             self.gz[(operation, day)] = gz
         total = sum(f.rows for f in staged)
         publish_day(
-            self.world.storage, self.world.database.catalog,
+            self.world.storage,
+            self.world.database.catalog,
             StagedDay(
-                day=day, scope="SP", input_sha256=hashlib.sha256(b"".join(self.gz[(f.operation, day)] for f in staged)).hexdigest(),
-                layout_version=contract.LAYOUT_VERSION, counts={"read": total, "valid": total, "quarantined": 0}, files=staged,
+                day=day,
+                scope="SP",
+                input_sha256=hashlib.sha256(b"".join(self.gz[(f.operation, day)] for f in staged)).hexdigest(),
+                layout_version=contract.LAYOUT_VERSION,
+                counts={"read": total, "valid": total, "quarantined": 0},
+                files=staged,
             ),
             threads=1,
         )
@@ -150,7 +168,12 @@ def day_rows(day: dt.date, n: int, ibge6: str = "355030") -> list[dict[str, str]
 
 
 def build(
-    tmp: Path, *, storage: str | None = None, rows_per_day: int = 30, big_day_rows: int = 0, days: list[dt.date] = DAYS,
+    tmp: Path,
+    *,
+    storage: str | None = None,
+    rows_per_day: int = 30,
+    big_day_rows: int = 0,
+    days: list[dt.date] = DAYS,
     more_municipalities: tuple[str, ...] = (),
 ) -> SyncWorld:
     """SP state, São Paulo city and Campinas on ``days`` (the city's last day
@@ -158,8 +181,11 @@ def build(
     ``rows_per_day`` each) for tests that need an operation of their own."""
     home = tmp / "home"
     settings = PortalSettings(
-        home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}", storage_url=storage or str(home / "storage"),
-        token_key=w.TOKEN_KEY, page_size_default=10,
+        home=home,
+        catalog_url=f"sqlite:///{home / 'catalog.db'}",
+        storage_url=storage or str(home / "storage"),
+        token_key=w.TOKEN_KEY,
+        page_size_default=10,
     )
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
@@ -174,8 +200,14 @@ def build(
         bruno = crud.create_user(session, cpf=USER_CPF, name="Bruno Lima", email="bruno@prefeitura.sp.gov.br")
         carla = crud.create_user(session, cpf=OTHER_CPF, name="Carla Dias", email="carla@saude.sp.gov.br")
         credential = crud.create_credential(
-            session, number=CREDENTIAL, cnes="2077485", uf="SP", system_name="Vacivida SP", environment="producao",
-            holder=bruno, operations=[SP_STATE, SP_CITY, CAMPINAS, *more_operations.values()],
+            session,
+            number=CREDENTIAL,
+            cnes="2077485",
+            uf="SP",
+            system_name="Vacivida SP",
+            environment="producao",
+            holder=bruno,
+            operations=[SP_STATE, SP_CITY, CAMPINAS, *more_operations.values()],
         )
         crud.grant(session, carla, credential)
         key = settings.resolved_token_key()
@@ -210,23 +242,36 @@ class Run:
 
 
 def sync(
-    url: str, dest: Path, *args: str, cpf: str = USER_CPF, token: str | None = None, sw: SyncWorld | None = None,
-    env: dict[str, str] | None = None, executable: Path | None = None, timeout: float = 180,
+    url: str,
+    dest: Path,
+    *args: str,
+    cpf: str = USER_CPF,
+    token: str | None = None,
+    sw: SyncWorld | None = None,
+    env: dict[str, str] | None = None,
+    executable: Path | None = None,
+    timeout: float = 180,
 ) -> Run:
     """``vacina-d1 sync`` in its own process, the token in the environment only."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("VACINA_D1_") and "proxy" not in k.lower()}
-    base.update({
-        "VACINA_D1_URL": url,
-        "VACINA_D1_CPF": cpf,
-        "VACINA_D1_TOKEN": token if token is not None else sw.world.personal_tokens[cpf],
-        "VACINA_D1_CONFIG": str(dest.parent / "nao-existe.toml"),
-        "VACINA_D1_BACKOFF_SECONDS": "0.05",
-        "PYTHONIOENCODING": "utf-8",
-        **(env or {}),
-    })
+    base.update(
+        {
+            "VACINA_D1_URL": url,
+            "VACINA_D1_CPF": cpf,
+            "VACINA_D1_TOKEN": token if token is not None else sw.world.personal_tokens[cpf],
+            "VACINA_D1_CONFIG": str(dest.parent / "nao-existe.toml"),
+            "VACINA_D1_BACKOFF_SECONDS": "0.05",
+            "PYTHONIOENCODING": "utf-8",
+            **(env or {}),
+        }
+    )
     done = subprocess.run(
         [str(executable or BIN / "vacina-d1"), "sync", "--dest", str(dest), *args],
-        env=base, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+        env=base,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
     )
     return Run(done.returncode, done.stdout, done.stderr)
 

@@ -67,8 +67,11 @@ class Portal:
 def build_world(tmp: Path, **settings) -> World:
     home = tmp / "home"
     portal_settings = PortalSettings(
-        home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}", storage_url=str(home / "storage"),
-        token_key="k" * 48, **settings,
+        home=home,
+        catalog_url=f"sqlite:///{home / 'catalog.db'}",
+        storage_url=str(home / "storage"),
+        token_key="k" * 48,
+        **settings,
     )
     upgrade(portal_settings.resolved_catalog_url)
     database = Database(portal_settings.resolved_catalog_url)
@@ -93,7 +96,9 @@ def start_portal(tmp: Path, world: World, extra_env: dict[str, str] | None = Non
     }
     server = servers.Server(
         [str(servers.BIN / "vacina-d1"), "serve", "--dev-login", "--host", "127.0.0.1", "--port", str(port)],
-        servers._env(env), tmp / f"portal-{port}.log", url,
+        servers._env(env),
+        tmp / f"portal-{port}.log",
+        url,
     )
     import httpx
 
@@ -125,7 +130,8 @@ def browser():
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
-            executable_path=path, args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            executable_path=path,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         try:
             yield instance
@@ -150,8 +156,14 @@ def new_page(browser):
         page.console_errors = []
         page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
         page.on("pageerror", lambda error: page.console_errors.append(str(error)))
-        page.on("response", lambda response: response.status >= 400 and response.request.resource_type != "document"
-                and page.console_errors.append(f"{response.status} {response.url}"))
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and response.request.resource_type != "document"
+                and page.console_errors.append(f"{response.status} {response.url}")
+            ),
+        )
         return page
 
     yield make

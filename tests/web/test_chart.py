@@ -32,7 +32,10 @@ def charted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grafico")
     home = tmp / "home"
     settings = PortalSettings(
-        home=home, catalog_url=f"sqlite:///{home / 'catalog.db'}", storage_url=str(home / "storage"), token_key="k" * 48,
+        home=home,
+        catalog_url=f"sqlite:///{home / 'catalog.db'}",
+        storage_url=str(home / "storage"),
+        token_key="k" * 48,
     )
     upgrade(settings.resolved_catalog_url)
     database = Database(settings.resolved_catalog_url)
@@ -40,7 +43,9 @@ def charted(tmp_path_factory):
     for seed, day in enumerate(DAYS, start=3):
         source = SyntheticSource(day, RECORDS, seed)
         staging = tmp / f"{day}.parquet"
-        extract(source.batches(), staging, tmp / f"{day}.rejects.parquet", today=day + dt.timedelta(days=1), day=day, source=source)
+        extract(
+            source.batches(), staging, tmp / f"{day}.rejects.parquet", today=day + dt.timedelta(days=1), day=day, source=source
+        )
         result = partition_day(staging, tmp / f"staging-{day}", day=day)
         publish_day(world.storage, database.catalog, staged_day_from(result))
     with database.session() as session, session.begin():

@@ -114,12 +114,24 @@ def test_a_broken_check_refuses_the_login(served, broken, monkeypatch):
         if broken == "state":
             callback = re.sub(r"state=[^&]+", "state=outro", callback)
         elif broken == "iss":
-            monkeypatch.setattr(issuer, "id_token_claims", lambda client: {**type(issuer).id_token_claims(issuer, client), "iss": "http://outro.example"})
+            monkeypatch.setattr(
+                issuer,
+                "id_token_claims",
+                lambda client: {**type(issuer).id_token_claims(issuer, client), "iss": "http://outro.example"},
+            )
         elif broken == "aud":
-            monkeypatch.setattr(issuer, "id_token_claims", lambda client: {**type(issuer).id_token_claims(issuer, client), "aud": ["outro-cliente"]})
+            monkeypatch.setattr(
+                issuer,
+                "id_token_claims",
+                lambda client: {**type(issuer).id_token_claims(issuer, client), "aud": ["outro-cliente"]},
+            )
         elif broken == "exp":
             now = int(time.time())
-            monkeypatch.setattr(issuer, "id_token_claims", lambda client: {**type(issuer).id_token_claims(issuer, client), "iat": now - 3600, "exp": now - 600})
+            monkeypatch.setattr(
+                issuer,
+                "id_token_claims",
+                lambda client: {**type(issuer).id_token_claims(issuer, client), "iat": now - 3600, "exp": now - 600},
+            )
         elif broken == "nonce":
             issuer.codes[code].nonce = "outro-nonce"
         elif broken == "signature":

@@ -56,7 +56,14 @@ def test_every_page_is_accessible_and_fits(portal, new_page, width):
     assert page.get_by_role("link", name="Produção (1)").get_attribute("aria-current") == "page"
     card = page.locator(".portal-credential").first
     text = card.inner_text()
-    for expected in ("Vigilância em Saúde — SMS São Paulo", "3406/2024", "CNES 2077485", "Marta Ribeiro", "Solicitações de operações", SP):
+    for expected in (
+        "Vigilância em Saúde — SMS São Paulo",
+        "3406/2024",
+        "CNES 2077485",
+        "Marta Ribeiro",
+        "Solicitações de operações",
+        SP,
+    ):
         assert expected in text, (expected, text)
     assert card.get_by_role("link", name="Download CSV").is_visible()
     _check(page, "credenciais-producao", width)
@@ -65,7 +72,9 @@ def test_every_page_is_accessible_and_fits(portal, new_page, width):
     assert page.locator(".portal-credential").get_by_role("link", name="Download CSV").count() == 0
     _check(page, "credenciais-homologacao", width)
     page.get_by_role("link", name="Em análise para produção").click()
-    assert page.get_by_text("Você ainda não possui credenciais — para isso é necessário fazer uma solicitação de acesso").is_visible()
+    assert page.get_by_text(
+        "Você ainda não possui credenciais — para isso é necessário fazer uma solicitação de acesso"
+    ).is_visible()
     _check(page, "credenciais-em-analise", width)
 
     page.goto(portal.url + "/portal/download-csv?operacao=" + SP + "&ano=2026&mes=10")

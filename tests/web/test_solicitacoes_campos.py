@@ -55,7 +55,14 @@ def test_every_step_has_a_template_a_saver_and_a_title():
         assert step.title and step.title[0].isupper()
     # The required steps are the sections the service lists as pending until they are filled.
     assert [s.slug for s in wizard.STEPS if s.required] == [
-        "origem", "certificado", "estabelecimento", "gestor", "sistema", "portfolio", "servicos"]
+        "origem",
+        "certificado",
+        "estabelecimento",
+        "gestor",
+        "sistema",
+        "portfolio",
+        "servicos",
+    ]
 
 
 def test_each_labelled_field_uses_the_apis_portuguese_label():

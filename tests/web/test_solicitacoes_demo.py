@@ -22,10 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_seed_demo_writes_a_certificate_the_dev_login_portal_accepts(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VACINA_D1_")}
-    env.update(VACINA_D1_HOME=str(home), VACINA_D1_CATALOG_URL=f"sqlite:///{home / 'catalog.db'}",
-               VACINA_D1_STORAGE_URL=str(home / "storage"))
-    runs = [subprocess.run([str(BIN / "vacina-d1"), "admin", "seed-demo"], env=env, cwd=ROOT, capture_output=True, text=True,
-                           timeout=120) for _ in range(2)]
+    env.update(
+        VACINA_D1_HOME=str(home),
+        VACINA_D1_CATALOG_URL=f"sqlite:///{home / 'catalog.db'}",
+        VACINA_D1_STORAGE_URL=str(home / "storage"),
+    )
+    runs = [
+        subprocess.run(
+            [str(BIN / "vacina-d1"), "admin", "seed-demo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        for _ in range(2)
+    ]
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr
     first, second = (json.loads(run.stdout.strip().splitlines()[-1]) for run in runs)
     joana = demo.PEOPLE[-1]

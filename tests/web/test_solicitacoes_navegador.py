@@ -60,10 +60,15 @@ def portal(tmp_path_factory):
     pki = Pki()
     trust = pki.write_trust_store(tmp / "acs")
     world = build_world(tmp, trust_store=trust, cnes_table=rw.CNES_TABLE, trusted_proxies=["127.0.0.1/32"])
-    server = start_portal(tmp, world, {
-        "VACINA_D1_TRUST_STORE": str(trust), "VACINA_D1_CNES_TABLE": str(rw.CNES_TABLE),
-        "VACINA_D1_TRUSTED_PROXIES": "127.0.0.1/32",
-    })
+    server = start_portal(
+        tmp,
+        world,
+        {
+            "VACINA_D1_TRUST_STORE": str(trust),
+            "VACINA_D1_CNES_TABLE": str(rw.CNES_TABLE),
+            "VACINA_D1_TRUSTED_PROXIES": "127.0.0.1/32",
+        },
+    )
     try:
         yield WorkflowPortal(server.url, world, server, tmp, pki)
     finally:
@@ -268,8 +273,17 @@ def test_a_request_walks_every_section_is_approved_and_its_files_download(portal
     check_page(page, "passo-11-resumo")
     assert page.locator("#pendencias").count() == 0
     summary = page.locator(".resumo").inner_text()
-    for expected in ("UBS SE", "2077493", "2077507", "Joana Pereira", "Vacivida SP", "e-SUS APS, SI-PNI", "manhã: 08:00 a 10:30",
-                     "200.130.5.0 a 200.130.5.255", JOANA):
+    for expected in (
+        "UBS SE",
+        "2077493",
+        "2077507",
+        "Joana Pereira",
+        "Vacivida SP",
+        "e-SUS APS, SI-PNI",
+        "manhã: 08:00 a 10:30",
+        "200.130.5.0 a 200.130.5.255",
+        JOANA,
+    ):
         assert expected in summary, expected
     submit(page.get_by_role("link", name="Alterar: Gestor responsável"))
     assert page.get_by_label("Nome do gestor responsável").input_value() == "Joana Pereira"
@@ -364,12 +378,15 @@ def test_each_empty_or_wrong_field_shows_its_message_beside_it_and_nothing_is_sa
     page.get_by_label("CPF do gestor responsável").fill("111.444.777-00")
     page.get_by_label("E-mail do gestor responsável").fill("sem-arroba")
     continue_(page)
-    expect_field_errors(page, {
-        "gestor-nome": "Nome do gestor responsável: campo obrigatório",
-        "gestor-cns": "CNS do gestor responsável: campo obrigatório",
-        "gestor-cpf": "CPF do gestor responsável: dígito verificador inválido",
-        "gestor-email": "E-mail do gestor responsável: 'sem-arroba' não é um endereço de e-mail",
-    })
+    expect_field_errors(
+        page,
+        {
+            "gestor-nome": "Nome do gestor responsável: campo obrigatório",
+            "gestor-cns": "CNS do gestor responsável: campo obrigatório",
+            "gestor-cpf": "CPF do gestor responsável: dígito verificador inválido",
+            "gestor-email": "E-mail do gestor responsável: 'sem-arroba' não é um endereço de e-mail",
+        },
+    )
     check_page(page, "erro-gestor")
 
     page.goto(step + "/sistema")
@@ -419,8 +436,12 @@ def test_a_rejected_request_shows_the_reason_and_analyst_pages_are_not_found_to_
     for path in ("/portal/analise", f"/portal/analise/solicitacoes/{request_id}", "/portal/analise/titularidade"):
         response = page.goto(portal.url + path)
         assert response.status == 404 and "não encontrad" in page.content().lower(), path
-    assert page.request.post(f"{portal.url}/portal/analise/solicitacoes/{request_id}/aprovar",
-                             form={"csrf_token": csrf_of(page)}).status == 404
+    assert (
+        page.request.post(
+            f"{portal.url}/portal/analise/solicitacoes/{request_id}/aprovar", form={"csrf_token": csrf_of(page)}
+        ).status
+        == 404
+    )
 
 
 def test_holder_transfer_is_registered_alike_and_decided_by_an_analyst(portal, person, tmp_path):
@@ -430,8 +451,9 @@ def test_holder_transfer_is_registered_alike_and_decided_by_an_analyst(portal, p
     form = page.locator("#titularidade")
     form.get_by_label("Número da credencial").fill("3406")
     submit(form.get_by_role("button", name="Solicitar titularidade"))
-    expect_field_errors(page, {"numero-credencial": "Número da credencial: formato inválido",
-                                     "justificativa": "Justificativa: campo obrigatório"})
+    expect_field_errors(
+        page, {"numero-credencial": "Número da credencial: formato inválido", "justificativa": "Justificativa: campo obrigatório"}
+    )
     answers = []
     for number in ("3406/2024", "9999/2020"):  # a credential, and a number that is none: the same answer
         page.get_by_label("Número da credencial").fill(number)

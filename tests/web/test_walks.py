@@ -104,7 +104,9 @@ def test_rj_manager_sees_nothing_of_sao_paulo(portal, new_page):
     screenshot(page, "nao-encontrado-desktop")
     # A forged "Atualizar" of the São Paulo file with a valid token of the RJ session: 404 too.
     response = page.request.post(
-        f"{portal.url}/portal/arquivos/{sp_file.id}/atualizar", form={"csrf_token": token}, max_redirects=0,
+        f"{portal.url}/portal/arquivos/{sp_file.id}/atualizar",
+        form={"csrf_token": token},
+        max_redirects=0,
     )
     assert response.status == 404
     # Nothing of the attempt reached the log or the refresh requests.
@@ -114,7 +116,9 @@ def test_rj_manager_sees_nothing_of_sao_paulo(portal, new_page):
 
     with portal.world.database.session() as session:
         rafael = session.scalar(
-            sa.select(sa.func.count()).select_from(DownloadLogEntry).join(User, DownloadLogEntry.user_id == User.id)
+            sa.select(sa.func.count())
+            .select_from(DownloadLogEntry)
+            .join(User, DownloadLogEntry.user_id == User.id)
             .where(User.cpf == RJ_CPF)
         )
         assert rafael == 0
@@ -197,7 +201,9 @@ def test_forged_posts_without_the_csrf_token_are_refused(portal, new_page):
     # The right token from another origin is refused as well.
     token = page.locator('meta[name="csrf-token"]').get_attribute("content")
     response = page.request.post(
-        portal.url + "/portal/tokens", form={"nome": "x", "csrf_token": token}, headers={"Origin": "http://evil.example"},
+        portal.url + "/portal/tokens",
+        form={"nome": "x", "csrf_token": token},
+        headers={"Origin": "http://evil.example"},
         max_redirects=0,
     )
     assert response.status == 403 and count_tokens() == before

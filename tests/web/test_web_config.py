@@ -43,7 +43,10 @@ def test_session_cookie_flags(world, monkeypatch):
     cookie = local.get("/entrar/govbr", follow_redirects=False).headers["set-cookie"].lower()
     assert "vd1_sessao=" in cookie and "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
     public = _client(
-        world, monkeypatch, dev_login=False, VACINA_D1_PUBLIC_URL="https://d1.saude.example",
+        world,
+        monkeypatch,
+        dev_login=False,
+        VACINA_D1_PUBLIC_URL="https://d1.saude.example",
         VACINA_D1_OIDC_DISCOVERY_URL="https://sso.staging.acesso.gov.br/.well-known/openid-configuration",
     )
     page = public.get("/")

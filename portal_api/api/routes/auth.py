@@ -32,7 +32,12 @@ router = APIRouter(tags=["autenticação"])
         "na hora todos os tokens de acesso obtidos com ele."
     ),
     responses=problems.responses(
-        400, 401, 413, 422, 429, 503,
+        400,
+        401,
+        413,
+        422,
+        429,
+        503,
         descriptions={
             429: "Tentativas demais deste CPF ou deste endereço no último minuto (`VACINA_D1_TOKEN_ATTEMPTS_PER_MINUTE` "
             "falhas); o cabeçalho Retry-After diz quantos segundos esperar.",
@@ -51,7 +56,9 @@ def issue_access_token(
 ):
     if grant_type != "client_credentials":
         raise problems.ProblemError(
-            400, "grant_type precisa ser client_credentials.", slug="grant-type-nao-suportado",
+            400,
+            "grant_type precisa ser client_credentials.",
+            slug="grant-type-nao-suportado",
             extra={"error": "unsupported_grant_type"},
         )
     # Failed attempts per client and per address, counted in the database (every worker sees them).
@@ -64,7 +71,10 @@ def issue_access_token(
         log.warning("POST /token recusado por excesso de tentativas: cliente %s, endereço %s", mask_cpf(client), address)
         raise guards.too_many(f"Tentativas demais de obter token (limite de {limit} falhas por minuto).", retry)
     issued = crud.exchange_personal_token(
-        session, services.token_key, client_id=client_id, client_secret=client_secret,
+        session,
+        services.token_key,
+        client_id=client_id,
+        client_secret=client_secret,
         seconds=services.settings.access_token_seconds,
     )
     if issued is None:
@@ -73,8 +83,11 @@ def issue_access_token(
         guards.count(services.database.engine, buckets, keep_seconds=WINDOW_SECONDS)
         log.warning("POST /token: credenciais inválidas para o cliente %s do endereço %s", mask_cpf(client), address)
         raise problems.ProblemError(
-            401, "CPF ou token pessoal inválido, expirado ou revogado.", slug="cliente-invalido",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_client"'}, extra={"error": "invalid_client"},
+            401,
+            "CPF ou token pessoal inválido, expirado ou revogado.",
+            slug="cliente-invalido",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_client"'},
+            extra={"error": "invalid_client"},
         )
     access, plain = issued
     expires_in = int((crud.aware(access.expires_at) - crud.utcnow()).total_seconds())

@@ -32,14 +32,24 @@ def me(principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep, servic
         for op in operations:
             uf, ibge6, name = present.territory(op.operation)
             accessible = credential.status == "ativa" and op.status == "aprovada" and served and op.operation in scope
-            rows.append(schemas.OperationOut(
-                operation=op.operation, status=op.status, uf=uf, ibge6=ibge6, territory=name, accessible=accessible
-            ))
-        credentials.append(schemas.CredentialOut(
-            id=credential.id, number=credential.number, cnes=credential.cnes, uf=credential.uf,
-            system_name=credential.system_name, environment=credential.environment, status=credential.status,
-            is_holder=credential.holder_user_id == principal.user_id, operations=rows,
-        ))
+            rows.append(
+                schemas.OperationOut(
+                    operation=op.operation, status=op.status, uf=uf, ibge6=ibge6, territory=name, accessible=accessible
+                )
+            )
+        credentials.append(
+            schemas.CredentialOut(
+                id=credential.id,
+                number=credential.number,
+                cnes=credential.cnes,
+                uf=credential.uf,
+                system_name=credential.system_name,
+                environment=credential.environment,
+                status=credential.status,
+                is_holder=credential.holder_user_id == principal.user_id,
+                operations=rows,
+            )
+        )
     user = schemas.UserOut(id=principal.user_id, name=principal.name, cpf=security.mask_cpf(principal.cpf), email=principal.email)
     return schemas.MeOut(user=user, credentials=credentials)
 
@@ -55,7 +65,11 @@ def operations(principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep
     names = sorted(scope.operations)
     if not names:
         return []
-    numbers = dict(session.execute(sa.select(Credential.id, Credential.number).where(Credential.id.in_(set(scope.operations.values())))).all())
+    numbers = dict(
+        session.execute(
+            sa.select(Credential.id, Credential.number).where(Credential.id.in_(set(scope.operations.values())))
+        ).all()
+    )
     latest = (
         sa.select(TermsVersion.operation, sa.func.max(TermsVersion.version).label("version"))
         .where(TermsVersion.operation.in_(names))
@@ -75,8 +89,15 @@ def operations(principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep
     for name in names:
         uf, ibge6, territory = present.territory(name)
         version, accepted = terms.get(name, (None, False))
-        result.append(schemas.AccessibleOperationOut(
-            operation=name, uf=uf, ibge6=ibge6, territory=territory,
-            credential_number=numbers[scope.credential_for(name)], terms_version=version, terms_accepted=accepted,
-        ))
+        result.append(
+            schemas.AccessibleOperationOut(
+                operation=name,
+                uf=uf,
+                ibge6=ibge6,
+                territory=territory,
+                credential_number=numbers[scope.credential_for(name)],
+                terms_version=version,
+                terms_accepted=accepted,
+            )
+        )
     return result

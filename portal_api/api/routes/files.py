@@ -114,7 +114,10 @@ def file_downloads(
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _DOWNLOAD_HEADERS = {
-    "Content-Disposition": {"description": "`attachment` com o nome do arquivo (RFC 6266, com `filename*`).", "schema": {"type": "string"}},
+    "Content-Disposition": {
+        "description": "`attachment` com o nome do arquivo (RFC 6266, com `filename*`).",
+        "schema": {"type": "string"},
+    },
     "ETag": {"description": "SHA-256 do conteúdo entregue, entre aspas.", "schema": {"type": "string"}},
     "Accept-Ranges": {"description": "`bytes` no arquivo comprimido; `none` no CSV.", "schema": {"type": "string"}},
 }
@@ -137,7 +140,12 @@ _DOWNLOAD_RESPONSES = {
         "headers": {"Location": {"description": "A URL pré-assinada.", "schema": {"type": "string"}}},
     },
     **problems.responses(
-        401, 403, 404, 416, 422, 503,
+        401,
+        403,
+        404,
+        416,
+        422,
+        503,
         descriptions={
             503: "O registro de downloads não pôde ser gravado (o download é recusado), o armazenamento está indisponível, "
             "ou o arquivo foi encontrado danificado e aguarda republicação (`arquivo-danificado`).",
@@ -168,9 +176,7 @@ def _is_gzip(record: FileRecord) -> bool:
 class _Plan:
     """What a download request will deliver, decided before anything is logged."""
 
-    def __init__(
-        self, record: FileRecord, fmt: Format, accept_encoding: str | None, parquet: RepresentationRecord | None = None
-    ):
+    def __init__(self, record: FileRecord, fmt: Format, accept_encoding: str | None, parquet: RepresentationRecord | None = None):
         self.record = record
         self.object_key = record.object_key
         self.sha256_object = record.sha256_stored  # what the stored object must hash to
@@ -232,9 +238,7 @@ def _repr_digest(sha256_hex: str) -> str:
     return f"sha-256=:{base64.b64encode(bytes.fromhex(sha256_hex)).decode()}:"
 
 
-def _prepare(
-    services: Services, session, principal, scope, file_id: int, fmt: Format, accept_encoding: str | None
-) -> _Plan:
+def _prepare(services: Services, session, principal, scope, file_id: int, fmt: Format, accept_encoding: str | None) -> _Plan:
     record = file_in_scope(services, file_id, scope)
     terms = crud.current_terms(session, record.operation)
     if terms is None or crud.acceptance(session, principal.user_id, terms) is None:
@@ -255,7 +259,8 @@ def _prepare(
         parquet = services.database.catalog.representation(record.id, PARQUET)
         if parquet is None:
             raise problems.ProblemError(
-                404, f"O arquivo {record.file_name} não tem versão Parquet (publicado antes dela); baixe o CSV.",
+                404,
+                f"O arquivo {record.file_name} não tem versão Parquet (publicado antes dela); baixe o CSV.",
                 slug="sem-parquet",
             )
     plan = _Plan(record, fmt, accept_encoding, parquet)
@@ -278,7 +283,9 @@ def _damaged() -> problems.ProblemError:
         503,
         "Este arquivo foi encontrado danificado no armazenamento e está indisponível até ser republicado. "
         "A equipe foi avisada; tente novamente mais tarde.",
-        slug="arquivo-danificado", title="Arquivo danificado", headers={"Retry-After": "3600"},
+        slug="arquivo-danificado",
+        title="Arquivo danificado",
+        headers={"Retry-After": "3600"},
     )
 
 
@@ -292,9 +299,18 @@ def _incident(services: Services, record: FileRecord, reason: str, found_sha256:
         new = True
     if new:
         raise_alert(
-            {"tipo": "arquivo danificado", "detectado por": "portal", "arquivo": record.id, "operação": record.operation,
-             "dia": record.day.isoformat(), "versão": record.version, "objeto": record.object_key, "motivo": reason},
-            services.settings.home, log,
+            {
+                "tipo": "arquivo danificado",
+                "detectado por": "portal",
+                "arquivo": record.id,
+                "operação": record.operation,
+                "dia": record.day.isoformat(),
+                "versão": record.version,
+                "objeto": record.object_key,
+                "motivo": reason,
+            },
+            services.settings.home,
+            log,
         )
 
 
@@ -308,12 +324,22 @@ def _damaged_object(services: Services, plan: _Plan, reason: str, found_sha256: 
     record = plan.record
     log.error("objeto %s danificado: %s", plan.object_key, reason)
     raise_alert(
-        {"tipo": "arquivo danificado", "detectado por": "portal", "arquivo": record.id, "operação": record.operation,
-         "dia": record.day.isoformat(), "versão": record.version, "objeto": plan.object_key, "motivo": reason},
-        services.settings.home, log,
+        {
+            "tipo": "arquivo danificado",
+            "detectado por": "portal",
+            "arquivo": record.id,
+            "operação": record.operation,
+            "dia": record.day.isoformat(),
+            "versão": record.version,
+            "objeto": plan.object_key,
+            "motivo": reason,
+        },
+        services.settings.home,
+        log,
     )
-    raise problems.ProblemError(503, "A versão Parquet deste arquivo está indisponível; baixe o CSV ou tente mais tarde.",
-                                slug="parquet-indisponivel")
+    raise problems.ProblemError(
+        503, "A versão Parquet deste arquivo está indisponível; baixe o CSV ou tente mais tarde.", slug="parquet-indisponivel"
+    )
 
 
 def _verified(services: Services, plan: _Plan, chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -414,8 +440,12 @@ def download(
     principal: CurrentPrincipal,
     scope: ScopeDep,
     format: FormatQuery = "csv.gz",
-    range_header: Annotated[str | None, Header(alias="Range", max_length=200, description="`bytes=início-` para retomar.")] = None,
-    if_range: Annotated[str | None, Header(alias="If-Range", max_length=200, description="O ETag do arquivo que se está retomando.")] = None,
+    range_header: Annotated[
+        str | None, Header(alias="Range", max_length=200, description="`bytes=início-` para retomar.")
+    ] = None,
+    if_range: Annotated[
+        str | None, Header(alias="If-Range", max_length=200, description="O ETag do arquivo que se está retomando.")
+    ] = None,
     accept_encoding: Annotated[str | None, Header(alias="Accept-Encoding", max_length=200)] = None,
 ):
     plan = _prepare(services, session, principal, scope, file_id, format, accept_encoding)
@@ -425,12 +455,15 @@ def download(
             byte_range = ranges.parse_range(range_header, plan.size) if ranges.if_range_matches(if_range, plan.etag) else None
         except ranges.RangeNotSatisfiable:
             raise problems.ProblemError(
-                416, f"O intervalo {range_header!r} está fora do arquivo ({plan.size} bytes).",
+                416,
+                f"O intervalo {range_header!r} está fora do arquivo ({plan.size} bytes).",
                 headers={"Content-Range": f"bytes */{plan.size}"},
             ) from None
         try:
             url = services.storage.presigned_get_url(
-                plan.object_key, expires_seconds=services.settings.presign_seconds, filename=plan.filename,
+                plan.object_key,
+                expires_seconds=services.settings.presign_seconds,
+                filename=plan.filename,
                 content_type=plan.media_type,
             )
         except StorageError as exc:
@@ -511,7 +544,9 @@ def download_head(
     ),
     responses=problems.responses(401, 404, 422, 429, 502, 503),
 )
-def refresh(file_id: FileIdPath, services: ServicesDep, session: SessionDep, principal: CurrentPrincipal, scope: ScopeDep) -> schemas.RefreshOut:
+def refresh(
+    file_id: FileIdPath, services: ServicesDep, session: SessionDep, principal: CurrentPrincipal, scope: ScopeDep
+) -> schemas.RefreshOut:
     record = file_in_scope(services, file_id, scope)
     limit = services.settings.refresh_per_hour
     now = crud.utcnow()
@@ -519,13 +554,20 @@ def refresh(file_id: FileIdPath, services: ServicesDep, session: SessionDep, pri
     if len(recent) >= limit:
         retry = 3600 if limit == 0 else math.ceil((recent[len(recent) - limit] + dt.timedelta(hours=1) - now).total_seconds())
         raise problems.ProblemError(
-            429, f"Limite de {limit} pedidos de atualização por hora atingido; tente de novo em {max(1, retry)} segundos.",
+            429,
+            f"Limite de {limit} pedidos de atualização por hora atingido; tente de novo em {max(1, retry)} segundos.",
             headers={"Retry-After": str(max(1, retry))},
         )
     key = partition_key(record.day, record.uf)
     request_row = RefreshRequest(
-        user_id=principal.user_id, published_file_id=record.id, operation=record.operation, day=record.day,
-        uf=record.uf, partition_key=key, status="solicitado", requested_at=now,
+        user_id=principal.user_id,
+        published_file_id=record.id,
+        operation=record.operation,
+        day=record.day,
+        uf=record.uf,
+        partition_key=key,
+        status="solicitado",
+        requested_at=now,
     )
     session.add(request_row)
     session.commit()
@@ -536,9 +578,13 @@ def refresh(file_id: FileIdPath, services: ServicesDep, session: SessionDep, pri
         session.commit()
         log.error("Dagster não lançou %s: %s", key, exc)
         if isinstance(exc, DagsterUnavailable):
-            raise problems.ProblemError(503, "O orquestrador do pipeline (Dagster) está indisponível; tente novamente mais tarde.") from None
+            raise problems.ProblemError(
+                503, "O orquestrador do pipeline (Dagster) está indisponível; tente novamente mais tarde."
+            ) from None
         raise problems.ProblemError(502, "O orquestrador do pipeline (Dagster) recusou o pedido de atualização.") from None
     request_row.status = "lancado"
     request_row.run_id = run_id
     session.commit()
-    return schemas.RefreshOut(run_id=run_id, file_id=record.id, operation=record.operation, day=record.day, uf=record.uf, partition_key=key)
+    return schemas.RefreshOut(
+        run_id=run_id, file_id=record.id, operation=record.operation, day=record.day, uf=record.uf, partition_key=key
+    )

@@ -1,4 +1,4 @@
-""""Gerenciar credenciais" (the caller's credentials, or every one for an analyst, in the
+""" "Gerenciar credenciais" (the caller's credentials, or every one for an analyst, in the
 tabs Homologação, Em análise para produção and Produção) and "Adquirir titularidade
 de credencial" (a user asks to become a credential's holder; an analyst decides).
 
@@ -45,7 +45,9 @@ def _credentials(session, user_id, tab, page, page_size, default) -> schemas.Cre
     views = service.credentials_page(session, user_id, tab, offset=(page - 1) * size, limit=size)
     items = [present.credential(view) for view in views]
     return schemas.CredencialPage(
-        aba=tab, contagens=schemas.ContagensCredenciais(**counts), items=items,
+        aba=tab,
+        contagens=schemas.ContagensCredenciais(**counts),
+        items=items,
         **portal_present.paging(counts[tab], page, size, len(items)),
     )
 
@@ -62,8 +64,14 @@ def _credentials(session, user_id, tab, page, page_size, default) -> schemas.Cre
     ),
     responses=problems.responses(401, 422, 503),
 )
-def my_credentials(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, aba: CredentialTab = "homologacao",
-                   page: Page = 1, page_size: PageSize = None) -> schemas.CredencialPage:
+def my_credentials(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    aba: CredentialTab = "homologacao",
+    page: Page = 1,
+    page_size: PageSize = None,
+) -> schemas.CredencialPage:
     return _credentials(session, principal.user_id, aba, page, page_size, ws.settings.page_size_default)
 
 
@@ -72,11 +80,18 @@ def my_credentials(principal: CurrentPrincipal, session: SessionDep, ws: Workflo
     response_model=schemas.CredencialPage,
     tags=["análise"],
     summary="Todas as credenciais (analista)",
-    description="\"Gerenciar credenciais\" do analista: as credenciais de todos, por aba, com as contagens.",
+    description='"Gerenciar credenciais" do analista: as credenciais de todos, por aba, com as contagens.',
     responses=problems.responses(401, 403, 422, 503, descriptions={403: "Exige o papel de analista."}),
 )
-def all_credentials(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
-                    aba: CredentialTab = "homologacao", page: Page = 1, page_size: PageSize = None) -> schemas.CredencialPage:
+def all_credentials(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
+    aba: CredentialTab = "homologacao",
+    page: Page = 1,
+    page_size: PageSize = None,
+) -> schemas.CredencialPage:
     if not analyst:
         raise service.analyst_required()
     return _credentials(session, None, aba, page, page_size, ws.settings.page_size_default)
@@ -112,9 +127,16 @@ CLAIM_WINDOW_SECONDS = 24 * 3600
         "aguardar sobre a mesma credencial. Limitado por usuário (`VACINA_D1_HOLDER_CLAIMS_PER_DAY` por dia)."
     ),
     responses=problems.responses(
-        400, 401, 413, 422, 429, 503,
-        descriptions={422: "Campos recusados, cada um com o nome do campo.",
-                      429: "Pedidos demais nas últimas 24 horas; o cabeçalho Retry-After diz quantos segundos esperar."},
+        400,
+        401,
+        413,
+        422,
+        429,
+        503,
+        descriptions={
+            422: "Campos recusados, cada um com o nome do campo.",
+            429: "Pedidos demais nas últimas 24 horas; o cabeçalho Retry-After diz quantos segundos esperar.",
+        },
     ),
 )
 def ask_holdership(body: schemas.TitularidadeIn, principal: CurrentPrincipal, session: SessionDep, services: ServicesDep):
@@ -129,7 +151,8 @@ def ask_holdership(body: schemas.TitularidadeIn, principal: CurrentPrincipal, se
     session.close()
     guards.count(engine, bucket, keep_seconds=CLAIM_WINDOW_SECONDS)
     return JSONResponse(
-        schemas.TitularidadeRecebida(mensagem=TRANSFER_RECEIVED).model_dump(), status_code=202,
+        schemas.TitularidadeRecebida(mensagem=TRANSFER_RECEIVED).model_dump(),
+        status_code=202,
         headers={"Cache-Control": "no-store"},
     )
 
@@ -142,8 +165,9 @@ def ask_holdership(body: schemas.TitularidadeIn, principal: CurrentPrincipal, se
     description="Os pedidos de titularidade do usuário, do mais recente ao mais antigo.",
     responses=problems.responses(401, 422, 503),
 )
-def my_holdership_requests(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, page: Page = 1,
-                           page_size: PageSize = None) -> schemas.TitularidadePage:
+def my_holdership_requests(
+    principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, page: Page = 1, page_size: PageSize = None
+) -> schemas.TitularidadePage:
     return _transfers(session, principal.user_id, False, page, page_size, ws.settings.page_size_default)
 
 
@@ -155,8 +179,14 @@ def my_holdership_requests(principal: CurrentPrincipal, session: SessionDep, ws:
     description="Os pedidos de titularidade à espera de decisão.",
     responses=problems.responses(401, 403, 422, 503, descriptions={403: "Exige o papel de analista."}),
 )
-def pending_holdership_requests(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
-                                page: Page = 1, page_size: PageSize = None) -> schemas.TitularidadePage:
+def pending_holdership_requests(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
+    page: Page = 1,
+    page_size: PageSize = None,
+) -> schemas.TitularidadePage:
     if not analyst:
         raise service.analyst_required()
     return _transfers(session, None, True, page, page_size, ws.settings.page_size_default)
@@ -172,9 +202,20 @@ def _transfer_for_analyst(session, transfer_id: int, analyst: bool) -> HolderTra
 
 
 _DECISION_RESPONSES = problems.responses(
-    400, 401, 403, 404, 409, 413, 422, 503,
-    descriptions={403: "Exige o papel de analista, e nunca no próprio pedido.", 404: "Pedido inexistente.",
-                  409: "O pedido já foi decidido (a mensagem diz a situação).", 422: "Campos recusados, cada um com o nome do campo."},
+    400,
+    401,
+    403,
+    404,
+    409,
+    413,
+    422,
+    503,
+    descriptions={
+        403: "Exige o papel de analista, e nunca no próprio pedido.",
+        404: "Pedido inexistente.",
+        409: "O pedido já foi decidido (a mensagem diz a situação).",
+        422: "Campos recusados, cada um com o nome do campo.",
+    },
 )
 
 
@@ -186,11 +227,17 @@ _DECISION_RESPONSES = problems.responses(
     description="Analista: o solicitante passa a ser o titular da credencial e recebe acesso a ela.",
     responses=_DECISION_RESPONSES,
 )
-def approve_holdership(pedido_id: TransferId, body: schemas.AprovacaoTitularidadeIn, principal: CurrentPrincipal,
-                       session: SessionDep, analyst: AnalystFlag) -> schemas.TitularidadeOut:
+def approve_holdership(
+    pedido_id: TransferId,
+    body: schemas.AprovacaoTitularidadeIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.TitularidadeOut:
     row = _transfer_for_analyst(session, pedido_id, analyst)
-    service.decide_transfer(session, row, principal.user_id, approve=True, reason=body.observacao,
-                            keep_previous=body.manter_titular_anterior)
+    service.decide_transfer(
+        session, row, principal.user_id, approve=True, reason=body.observacao, keep_previous=body.manter_titular_anterior
+    )
     session.commit()
     return present.transfer(session, row, analyst=True)
 
@@ -203,8 +250,9 @@ def approve_holdership(pedido_id: TransferId, body: schemas.AprovacaoTitularidad
     description="Analista: reprova o pedido, com o motivo; nada muda na credencial.",
     responses=_DECISION_RESPONSES,
 )
-def reject_holdership(pedido_id: TransferId, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
-                      analyst: AnalystFlag) -> schemas.TitularidadeOut:
+def reject_holdership(
+    pedido_id: TransferId, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag
+) -> schemas.TitularidadeOut:
     row = _transfer_for_analyst(session, pedido_id, analyst)
     service.decide_transfer(session, row, principal.user_id, approve=False, reason=body.motivo)
     session.commit()

@@ -59,7 +59,7 @@ def months(operation: OperationPath, year: YearPath, services: ServicesDep, scop
     summary="Arquivos do mês",
     description=(
         "Um arquivo por dia (a versão atual), do dia mais recente ao mais antigo, paginado como no portal "
-        "(\"Exibir 10 | 1-10 de 100 itens | Página N\"). Cada arquivo traz data, nome, registros, tamanho, SHA-256 "
+        '("Exibir 10 | 1-10 de 100 itens | Página N"). Cada arquivo traz data, nome, registros, tamanho, SHA-256 '
         "e os downloads mais recentes (nome, CPF mascarado, data e hora); o registro completo está em "
         "`GET /files/{file_id}/downloads`."
     ),
@@ -84,7 +84,10 @@ def files(
     release(session)  # in this thread, before the answer is built and sent (issue 11)
     items = [present.file(record, *logs[record.day]) for record in listing.items]
     return schemas.FilePage(
-        operation=operation, year=year, month=month, items=items,
+        operation=operation,
+        year=year,
+        month=month,
+        items=items,
         **present.paging(listing.total, page, size, len(items)),
     )
 
@@ -124,11 +127,21 @@ def indicators(
     operation_in_scope(operation, scope)
     data = _month_indicators(services, operation, year, month)
     return schemas.IndicatorsOut(
-        operation=operation, uf=data.uf, ibge6=data.ibge6, year=year, month=month,
+        operation=operation,
+        uf=data.uf,
+        ibge6=data.ibge6,
+        year=year,
+        month=month,
         total_ocorrencia=data.total_ocorrencia,
-        days=[schemas.IndicatorDayOut(
-            date=d.day, published=d.published, doses_ocorrencia=d.doses_ocorrencia, doses_residencia=d.doses_residencia,
-        ) for d in data.days],
+        days=[
+            schemas.IndicatorDayOut(
+                date=d.day,
+                published=d.published,
+                doses_ocorrencia=d.doses_ocorrencia,
+                doses_residencia=d.doses_residencia,
+            )
+            for d in data.days
+        ],
         top_vacinas=[schemas.VaccineCountOut(co_vacina=c, sg_vacina=s, doses=n) for c, s, n in data.top_vaccines],
         chart_url=f"/operations/{operation}/indicadores/grafico.svg?year={year}&month={month}",
     )

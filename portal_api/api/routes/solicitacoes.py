@@ -54,8 +54,13 @@ def is_analyst(principal: CurrentPrincipal, session: SessionDep) -> bool:
 
 AnalystFlag = Annotated[bool, Depends(is_analyst)]
 
-def owned_request(solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)], principal: CurrentPrincipal,
-                  session: SessionDep, analyst: AnalystFlag):
+
+def owned_request(
+    solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+):
     """The request the caller may act on, looked up as a dependency: it runs before the
     body is validated, so another user's request answers 404 whatever the body (issue 11)."""
     return service.own_request(session, solicitacao_id, principal.user_id, analyst=analyst)
@@ -64,8 +69,12 @@ def owned_request(solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)], 
 OwnedRequest = Annotated[Any, Depends(owned_request)]
 
 
-def analysed_request(solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)], principal: CurrentPrincipal,
-                     session: SessionDep, analyst: AnalystFlag):
+def analysed_request(
+    solicitacao_id: Annotated[int, Path(ge=1, le=2_147_483_647)],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+):
     """The request an analyst decides on, looked up before the body is validated."""
     return service.analysed_request(session, solicitacao_id, principal.user_id, analyst=analyst)
 
@@ -111,8 +120,15 @@ def _summary(session, row, principal, analyst) -> schemas.SolicitacaoOut:
 )
 def list_apis(principal: CurrentPrincipal) -> list[schemas.ApiOut]:
     return [
-        schemas.ApiOut(codigo=a.code, nome=a.name, versao=a.version, data=a.date, descricao=a.description,
-                       por_territorio=a.by_territory, operacoes=list(a.operations))
+        schemas.ApiOut(
+            codigo=a.code,
+            nome=a.name,
+            versao=a.version,
+            data=a.date,
+            descricao=a.description,
+            por_territorio=a.by_territory,
+            operacoes=list(a.operations),
+        )
         for a in catalog.APIS
     ]
 
@@ -138,7 +154,9 @@ def list_operations(
     api = catalog.get(codigo)
     if api.by_territory:
         if not uf:
-            raise field_problem([{"location": "query", "field": "uf", "message": "informe a UF (a API D-1 tem operações por UF)"}])
+            raise field_problem(
+                [{"location": "query", "field": "uf", "message": "informe a UF (a API D-1 tem operações por UF)"}]
+            )
         return schemas.OperacoesOut(codigo=codigo, uf=uf, operacoes=list(catalog.d1_operations(uf)))
     return schemas.OperacoesOut(codigo=codigo, uf=None, operacoes=list(api.operations))
 
@@ -161,8 +179,16 @@ def find_establishments(
         raise field_problem([{"location": "query", "field": "cnes", "message": "informe o CNES ou o CNPJ (um dos dois)"}])
     return [
         schemas.EstabelecimentoOut(
-            cnes=e.cnes, cnpj=e.cnpj, cnpj_mantenedora=e.cnpj_mantenedora, razao_social=e.razao_social, fantasia=e.fantasia,
-            ibge6=e.ibge6, municipio=service.municipio_name(e.ibge6), uf=e.uf, telefone=e.telefone, email=e.email,
+            cnes=e.cnes,
+            cnpj=e.cnpj,
+            cnpj_mantenedora=e.cnpj_mantenedora,
+            razao_social=e.razao_social,
+            fantasia=e.fantasia,
+            ibge6=e.ibge6,
+            municipio=service.municipio_name(e.ibge6),
+            uf=e.uf,
+            telefone=e.telefone,
+            email=e.email,
         )
         for e in service.lookup(ws, cnes=cnes, cnpj=cnpj)
     ]
@@ -179,20 +205,28 @@ def find_establishments(
 def request_terms(principal: CurrentPrincipal, session: SessionDep) -> schemas.TermosSolicitacaoOut:
     terms = service.current_request_terms(session)
     session.commit()
-    return schemas.TermosSolicitacaoOut(versao=terms.version, texto=terms.text, texto_sha256=terms.text_sha256,
-                                        publicado_em=portal_present.local_time(terms.published_at))
+    return schemas.TermosSolicitacaoOut(
+        versao=terms.version,
+        texto=terms.text,
+        texto_sha256=terms.text_sha256,
+        publicado_em=portal_present.local_time(terms.published_at),
+    )
 
 
 # -- listing and export -------------------------------------------------------------------------
 
 
-def requests_listing(session, user_id: int | None, tab: str, page: int, page_size: int | None, default: int) -> schemas.SolicitacaoPage:
+def requests_listing(
+    session, user_id: int | None, tab: str, page: int, page_size: int | None, default: int
+) -> schemas.SolicitacaoPage:
     size = page_size or default
     counts = service.request_counts(session, user_id)
     rows = service.requests_page(session, user_id, tab, offset=(page - 1) * size, limit=size)
     items = [present.request_item(row, user, number) for row, user, number in rows]
     return schemas.SolicitacaoPage(
-        aba=tab, contagens=schemas.Contagens(**counts), items=items,
+        aba=tab,
+        contagens=schemas.Contagens(**counts),
+        items=items,
         **portal_present.paging(counts[tab], page, size, len(items)),
     )
 
@@ -203,21 +237,39 @@ def requests_listing(session, user_id: int | None, tab: str, page: int, page_siz
     tags=["solicitações"],
     summary="Minhas solicitações",
     description=(
-        "A tela \"Solicitações\": as do usuário numa aba — rascunhos, em análise (inclui em análise para produção) "
+        'A tela "Solicitações": as do usuário numa aba — rascunhos, em análise (inclui em análise para produção) '
         "ou respostas (aprovadas em homologação, em produção, reprovadas) — com as contagens das três abas, "
         "paginadas como as outras listagens."
     ),
     responses=problems.responses(401, 422, 503),
 )
 def my_requests(
-    principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, aba: Tab = "em_analise", page: Page = 1,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    aba: Tab = "em_analise",
+    page: Page = 1,
     page_size: PageSize = None,
 ) -> schemas.SolicitacaoPage:
     return requests_listing(session, principal.user_id, aba, page, page_size, ws.settings.page_size_default)
 
 
-CSV_COLUMNS = ("id", "situacao", "criada_em", "enviada_em", "origem", "api", "versao_api", "operacoes", "cnes",
-               "estabelecimento", "uf", "estabelecimentos_vinculados", "sistema", "credencial")
+CSV_COLUMNS = (
+    "id",
+    "situacao",
+    "criada_em",
+    "enviada_em",
+    "origem",
+    "api",
+    "versao_api",
+    "operacoes",
+    "cnes",
+    "estabelecimento",
+    "uf",
+    "estabelecimentos_vinculados",
+    "sistema",
+    "credencial",
+)
 
 
 @router.get(
@@ -227,8 +279,13 @@ CSV_COLUMNS = ("id", "situacao", "criada_em", "enviada_em", "origem", "api", "ve
     description=f"Todas as solicitações do usuário num CSV (UTF-8, vírgula), uma por linha: {', '.join(CSV_COLUMNS)}.",
     response_class=Response,
     responses={
-        200: {"description": "O CSV.", "content": {"text/csv": {"schema": {"type": "string"}}},
-              "headers": {"Content-Disposition": {"description": "attachment; filename=solicitacoes.csv", "schema": {"type": "string"}}}},
+        200: {
+            "description": "O CSV.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {"description": "attachment; filename=solicitacoes.csv", "schema": {"type": "string"}}
+            },
+        },
         **problems.responses(401, 503),
     },
 )
@@ -238,17 +295,29 @@ def export_requests(principal: CurrentPrincipal, session: SessionDep) -> Respons
     writer.writerow(CSV_COLUMNS)
     for row, number in service.all_requests_of(session, principal.user_id):
         children = len(service.children_of(session, row.id))
-        writer.writerow([
-            row.id, workflow.REQUEST.label(row.status),
-            portal_present.local_time(row.created_at).strftime("%d/%m/%Y %H:%M:%S"),
-            portal_present.local_time(row.submitted_at).strftime("%d/%m/%Y %H:%M:%S") if row.submitted_at else "",
-            schemas.ORIGINS.get(row.origem or "", ""), row.api_code or "", row.api_version or "",
-            " ".join(service.operations_of(session, row.id)), row.est_cnes or "",
-            row.est_fantasia or row.est_razao_social or "", row.est_uf or "", children,
-            (row.sistema or {}).get("nome", ""), number or "",
-        ])
-    return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": ranges.content_disposition("solicitacoes.csv"), "Cache-Control": "no-store"})
+        writer.writerow(
+            [
+                row.id,
+                workflow.REQUEST.label(row.status),
+                portal_present.local_time(row.created_at).strftime("%d/%m/%Y %H:%M:%S"),
+                portal_present.local_time(row.submitted_at).strftime("%d/%m/%Y %H:%M:%S") if row.submitted_at else "",
+                schemas.ORIGINS.get(row.origem or "", ""),
+                row.api_code or "",
+                row.api_version or "",
+                " ".join(service.operations_of(session, row.id)),
+                row.est_cnes or "",
+                row.est_fantasia or row.est_razao_social or "",
+                row.est_uf or "",
+                children,
+                (row.sistema or {}).get("nome", ""),
+                number or "",
+            ]
+        )
+    return Response(
+        out.getvalue().encode(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": ranges.content_disposition("solicitacoes.csv"), "Cache-Control": "no-store"},
+    )
 
 
 # -- the draft -------------------------------------------------------------------------------------
@@ -265,18 +334,36 @@ def export_requests(principal: CurrentPrincipal, session: SessionDep) -> Respons
         "com PATCH). Cada seção é validada inteira; cada campo recusado vem com o seu nome."
     ),
     responses={
-        201: {"description": "O rascunho criado.", "links": {
-            name: {"operationId": name, "parameters": {"solicitacao_id": "$response.body#/id"},
-                   "description": "A solicitação criada."}
-            for name in ("get_request", "update_request", "upload_certificate", "add_establishment", "import_establishments",
-                         "submit_request", "upload_evidence", "submit_production", "approve_request", "reject_request",
-                         "approve_production", "reject_production")
-        }},
+        201: {
+            "description": "O rascunho criado.",
+            "links": {
+                name: {
+                    "operationId": name,
+                    "parameters": {"solicitacao_id": "$response.body#/id"},
+                    "description": "A solicitação criada.",
+                }
+                for name in (
+                    "get_request",
+                    "update_request",
+                    "upload_certificate",
+                    "add_establishment",
+                    "import_establishments",
+                    "submit_request",
+                    "upload_evidence",
+                    "submit_production",
+                    "approve_request",
+                    "reject_request",
+                    "approve_production",
+                    "reject_production",
+                )
+            },
+        },
         **_responses(400, 401, 409, 413, 422, 503, c409="Limite de rascunhos por usuário atingido."),
     },
 )
-def create_request(body: schemas.SolicitacaoIn, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep,
-                   analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def create_request(
+    body: schemas.SolicitacaoIn, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag
+) -> schemas.SolicitacaoOut:
     row = service.create(session, principal.user_id, body, ws)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -293,7 +380,9 @@ def create_request(body: schemas.SolicitacaoIn, principal: CurrentPrincipal, ses
     ),
     responses=_responses(401, 404, 422, 503),
 )
-def get_request(solicitacao_id: RequestId, principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def get_request(
+    solicitacao_id: RequestId, principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag
+) -> schemas.SolicitacaoOut:
     row = service.visible_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     out = _summary(session, row, principal, analyst)
     session.commit()  # the default request terms may have just been published
@@ -308,8 +397,15 @@ def get_request(solicitacao_id: RequestId, principal: CurrentPrincipal, session:
     description="Grava as seções enviadas (cada uma inteira); as ausentes ficam como estão. Só no rascunho.",
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def update_request(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.SolicitacaoIn, principal: CurrentPrincipal, session: SessionDep,
-                   ws: WorkflowDep, analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def update_request(
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    body: schemas.SolicitacaoIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.update(session, row, body, ws)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -326,11 +422,21 @@ def update_request(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.S
         "CPF/CNPJ dos campos ICP-Brasil. Guarda só o certificado público: nunca a chave privada nem a senha. "
         "Substitui o anterior. Só no rascunho."
     ),
-    responses=_responses(400, 401, 403, 404, 409, 413, 422, 503,
-                         c503="Banco de dados indisponível, ou repositório de ACs confiáveis não configurado."),
+    responses=_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        503,
+        c503="Banco de dados indisponível, ou repositório de ACs confiáveis não configurado.",
+    ),
 )
 def upload_certificate(
-    solicitacao_id: RequestId, row: OwnedRequest,
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
     principal: CurrentPrincipal,
     session: SessionDep,
     ws: WorkflowDep,
@@ -353,15 +459,38 @@ def upload_certificate(
     tags=["solicitações"],
     summary="Vincular um estabelecimento",
     description="Vincula um estabelecimento da mesma UF do principal, pelo CNES. Só no rascunho.",
-    responses=_responses(400, 401, 403, 404, 409, 413, 422, 503,
-                         c409="Não é rascunho, falta o estabelecimento principal, ou o CNES já está vinculado."),
+    responses=_responses(
+        400,
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        503,
+        c409="Não é rascunho, falta o estabelecimento principal, ou o CNES já está vinculado.",
+    ),
 )
-def add_establishment(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.EstabelecimentoVinculadoIn, principal: CurrentPrincipal,
-                      session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag) -> schemas.VinculadoOut:
+def add_establishment(
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    body: schemas.EstabelecimentoVinculadoIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
+) -> schemas.VinculadoOut:
     child = service.add_child(session, row, body.cnes, ws)
     session.commit()
-    return schemas.VinculadoOut(cnes=child.cnes, razao_social=child.razao_social, fantasia=child.fantasia, ibge6=child.ibge6,
-                                municipio=service.municipio_name(child.ibge6), uf=child.uf, incluido_por=child.added_via)
+    return schemas.VinculadoOut(
+        cnes=child.cnes,
+        razao_social=child.razao_social,
+        fantasia=child.fantasia,
+        ibge6=child.ibge6,
+        municipio=service.municipio_name(child.ibge6),
+        uf=child.uf,
+        incluido_por=child.added_via,
+    )
 
 
 @router.post(
@@ -377,16 +506,30 @@ def add_establishment(solicitacao_id: RequestId, row: OwnedRequest, body: schema
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def import_establishments(
-    solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
     arquivo: Annotated[UploadFile, File(description="CSV ou TXT com um CNES por linha.")],
 ) -> schemas.ImportacaoOut:
     result = service.import_children(session, row, arquivo.file.read(), ws)
     session.commit()
     total = len(service.children_of(session, row.id))
     return schemas.ImportacaoOut(
-        incluidos=[schemas.VinculadoOut(cnes=c.cnes, razao_social=c.razao_social, fantasia=c.fantasia, ibge6=c.ibge6,
-                                        municipio=service.municipio_name(c.ibge6), uf=c.uf, incluido_por=c.added_via)
-                   for c in result.added],
+        incluidos=[
+            schemas.VinculadoOut(
+                cnes=c.cnes,
+                razao_social=c.razao_social,
+                fantasia=c.fantasia,
+                ibge6=c.ibge6,
+                municipio=service.municipio_name(c.ibge6),
+                uf=c.uf,
+                incluido_por=c.added_via,
+            )
+            for c in result.added
+        ],
         recusados=[schemas.ImportacaoRecusaOut(linha=line, valor=value, motivo=why) for line, value, why in result.refused],
         total_vinculados=total,
     )
@@ -400,8 +543,14 @@ def import_establishments(
     description="Remove um estabelecimento vinculado e devolve a solicitação. Só no rascunho.",
     responses=_responses(401, 403, 404, 409, 422, 503, c404="Solicitação inexistente, ou o CNES não está vinculado a ela."),
 )
-def remove_establishment(solicitacao_id: RequestId, row: OwnedRequest, cnes: Annotated[str, Path(pattern=r"^\d{7}$", description="CNES (7 dígitos).")],
-                         principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def remove_establishment(
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    cnes: Annotated[str, Path(pattern=r"^\d{7}$", description="CNES (7 dígitos).")],
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.remove_child(session, row, cnes)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -419,8 +568,14 @@ def remove_establishment(solicitacao_id: RequestId, row: OwnedRequest, cnes: Ann
     ),
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def submit_request(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.EnvioIn, principal: CurrentPrincipal, session: SessionDep,
-                   analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def submit_request(
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    body: schemas.EnvioIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.submit(session, row, principal.user_id, body)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -442,14 +597,26 @@ def submit_request(solicitacao_id: RequestId, row: OwnedRequest, body: schemas.E
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def upload_evidence(
-    solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
     arquivo: Annotated[UploadFile, File(description="PDF ou PNG.")],
 ) -> schemas.EvidenciaOut:
     data = arquivo.file.read(ws.settings.evidence_max_bytes + 1)
     found = service.add_evidence(session, row, arquivo.filename, data, ws)
     session.commit()
-    return schemas.EvidenciaOut(id=found.id, nome=found.file_name, tipo=found.media_type, tamanho=found.size, sha256=found.sha256,
-                                enviada_em=portal_present.local_time(found.uploaded_at), submetida_em=None)
+    return schemas.EvidenciaOut(
+        id=found.id,
+        nome=found.file_name,
+        tipo=found.media_type,
+        tamanho=found.size,
+        sha256=found.sha256,
+        enviada_em=portal_present.local_time(found.uploaded_at),
+        submetida_em=None,
+    )
 
 
 @router.get(
@@ -459,19 +626,30 @@ def upload_evidence(
     description="O arquivo da evidência, com o tipo reconhecido pelo conteúdo.",
     response_class=Response,
     responses={
-        200: {"description": "O arquivo.", "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                                                      "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        200: {
+            "description": "O arquivo.",
+            "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
         **_responses(401, 404, 422, 503, c404="Solicitação ou evidência inexistente, ou de outro usuário."),
     },
 )
-def download_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, principal: CurrentPrincipal, session: SessionDep,
-                      analyst: AnalystFlag) -> Response:
+def download_evidence(
+    solicitacao_id: RequestId, evidencia_id: EvidenceId, principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag
+) -> Response:
     row = service.visible_request(session, solicitacao_id, principal.user_id, analyst=analyst)
     found = service.visible_evidence(session, row, evidencia_id)
-    return Response(found.content, media_type=found.media_type, headers={
-        "Content-Disposition": ranges.content_disposition(found.file_name), "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-store",
-    })
+    return Response(
+        found.content,
+        media_type=found.media_type,
+        headers={
+            "Content-Disposition": ranges.content_disposition(found.file_name),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @router.delete(
@@ -482,8 +660,14 @@ def download_evidence(solicitacao_id: RequestId, evidencia_id: EvidenceId, princ
     description="Remove uma evidência ainda não enviada para análise e devolve a solicitação.",
     responses=_responses(401, 403, 404, 409, 422, 503),
 )
-def remove_evidence(solicitacao_id: RequestId, row: OwnedRequest, evidencia_id: EvidenceId, principal: CurrentPrincipal, session: SessionDep,
-                    analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def remove_evidence(
+    solicitacao_id: RequestId,
+    row: OwnedRequest,
+    evidencia_id: EvidenceId,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.remove_evidence(session, row, evidencia_id)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -500,8 +684,9 @@ def remove_evidence(solicitacao_id: RequestId, row: OwnedRequest, evidencia_id: 
     ),
     responses=_responses(401, 403, 404, 409, 422, 503),
 )
-def submit_production(solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep,
-                      analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def submit_production(
+    solicitacao_id: RequestId, row: OwnedRequest, principal: CurrentPrincipal, session: SessionDep, analyst: AnalystFlag
+) -> schemas.SolicitacaoOut:
     service.submit_production(session, row, principal.user_id)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -515,11 +700,18 @@ def submit_production(solicitacao_id: RequestId, row: OwnedRequest, principal: C
     response_model=schemas.SolicitacaoPage,
     tags=["análise"],
     summary="Solicitações de todos (analista)",
-    description="A tela \"Solicitações\" do analista: as de todos os usuários, por aba, com as contagens.",
+    description='A tela "Solicitações" do analista: as de todos os usuários, por aba, com as contagens.',
     responses=_responses(401, 403, 422, 503, c403="Exige o papel de analista."),
 )
-def all_requests(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowDep, analyst: AnalystFlag,
-                 aba: Tab = "em_analise", page: Page = 1, page_size: PageSize = None) -> schemas.SolicitacaoPage:
+def all_requests(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    ws: WorkflowDep,
+    analyst: AnalystFlag,
+    aba: Tab = "em_analise",
+    page: Page = 1,
+    page_size: PageSize = None,
+) -> schemas.SolicitacaoPage:
     if not analyst:
         raise service.analyst_required()
     return requests_listing(session, None, aba, page, page_size, ws.settings.page_size_default)
@@ -537,8 +729,14 @@ def all_requests(principal: CurrentPrincipal, session: SessionDep, ws: WorkflowD
     ),
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def approve_request(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.AprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
-                    analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def approve_request(
+    solicitacao_id: RequestId,
+    row: AnalysedRequest,
+    body: schemas.AprovacaoIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.approve(session, row, principal.user_id, body)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -552,8 +750,14 @@ def approve_request(solicitacao_id: RequestId, row: AnalysedRequest, body: schem
     description="Analista: reprova a solicitação em análise, com o motivo.",
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def reject_request(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
-                   analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def reject_request(
+    solicitacao_id: RequestId,
+    row: AnalysedRequest,
+    body: schemas.ReprovacaoIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.reject(session, row, principal.user_id, body.motivo)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -567,8 +771,14 @@ def reject_request(solicitacao_id: RequestId, row: AnalysedRequest, body: schema
     description="Analista: aprova a solicitação em análise para produção; a credencial passa ao ambiente de produção.",
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def approve_production(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.DecisaoIn, principal: CurrentPrincipal, session: SessionDep,
-                       analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def approve_production(
+    solicitacao_id: RequestId,
+    row: AnalysedRequest,
+    body: schemas.DecisaoIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.approve_production(session, row, principal.user_id, body.observacao)
     session.commit()
     return _summary(session, row, principal, analyst)
@@ -585,9 +795,14 @@ def approve_production(solicitacao_id: RequestId, row: AnalysedRequest, body: sc
     ),
     responses=_responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
-def reject_production(solicitacao_id: RequestId, row: AnalysedRequest, body: schemas.ReprovacaoIn, principal: CurrentPrincipal, session: SessionDep,
-                      analyst: AnalystFlag) -> schemas.SolicitacaoOut:
+def reject_production(
+    solicitacao_id: RequestId,
+    row: AnalysedRequest,
+    body: schemas.ReprovacaoIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    analyst: AnalystFlag,
+) -> schemas.SolicitacaoOut:
     service.reject(session, row, principal.user_id, body.motivo, production=True)
     session.commit()
     return _summary(session, row, principal, analyst)
-

@@ -30,13 +30,19 @@ def _current(session, operation: str):
     description="O texto e a versão atual dos termos de uso da operação, e se o usuário já os aceitou.",
     responses=problems.responses(401, 404, 422, 503),
 )
-def current_terms(operation: OperationPath, principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep) -> schemas.TermsOut:
+def current_terms(
+    operation: OperationPath, principal: CurrentPrincipal, session: SessionDep, scope: ScopeDep
+) -> schemas.TermsOut:
     operation_in_scope(operation, scope)
     terms = _current(session, operation)
     accepted = crud.acceptance(session, principal.user_id, terms)
     return schemas.TermsOut(
-        operation=operation, version=terms.version, text=terms.text, text_sha256=terms.text_sha256,
-        published_at=local_time(terms.published_at), accepted=accepted is not None,
+        operation=operation,
+        version=terms.version,
+        text=terms.text,
+        text_sha256=terms.text_sha256,
+        published_at=local_time(terms.published_at),
+        accepted=accepted is not None,
         accepted_at=local_time(accepted.accepted_at) if accepted else None,
     )
 
@@ -52,7 +58,9 @@ def current_terms(operation: OperationPath, principal: CurrentPrincipal, session
     ),
     responses={
         200: {"description": "Esta versão já tinha sido aceita: o aceite registrado.", "model": schemas.TermsAcceptanceOut},
-        **problems.responses(400, 401, 404, 409, 413, 422, 503, descriptions={409: "A versão enviada não é a atual: leia os termos vigentes."}),
+        **problems.responses(
+            400, 401, 404, 409, 413, 422, 503, descriptions={409: "A versão enviada não é a atual: leia os termos vigentes."}
+        ),
     },
 )
 def accept_terms(
@@ -62,7 +70,8 @@ def accept_terms(
     terms = _current(session, operation)
     if body.version != terms.version:
         raise problems.ProblemError(
-            409, f"A versão {body.version} não é a vigente; a versão atual dos termos é a {terms.version}.",
+            409,
+            f"A versão {body.version} não é a vigente; a versão atual dos termos é a {terms.version}.",
             slug="versao-dos-termos-desatualizada",
         )
     existing = crud.acceptance(session, principal.user_id, terms)
@@ -75,6 +84,10 @@ def accept_terms(
             existing = crud.acceptance(session, principal.user_id, terms)
             assert existing is not None  # the concurrent acceptance that made ours fail
         else:
-            return schemas.TermsAcceptanceOut(operation=operation, version=terms.version, accepted_at=local_time(created.accepted_at))
-    body_out = schemas.TermsAcceptanceOut(operation=operation, version=terms.version, accepted_at=local_time(existing.accepted_at))
+            return schemas.TermsAcceptanceOut(
+                operation=operation, version=terms.version, accepted_at=local_time(created.accepted_at)
+            )
+    body_out = schemas.TermsAcceptanceOut(
+        operation=operation, version=terms.version, accepted_at=local_time(existing.accepted_at)
+    )
     return JSONResponse(body_out.model_dump(mode="json"), status_code=200)

@@ -248,9 +248,19 @@ def _append_only_triggers() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    for table in ("refresh_request", "download_log_head", "download_log", "terms_acceptance", "terms_version",
-                  "access_token", "personal_token", "credential_permission", "credential_operation", "credential",
-                  "portal_user"):
+    for table in (
+        "refresh_request",
+        "download_log_head",
+        "download_log",
+        "terms_acceptance",
+        "terms_version",
+        "access_token",
+        "personal_token",
+        "credential_permission",
+        "credential_operation",
+        "credential",
+        "portal_user",
+    ):
         op.drop_table(table)
     if dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS vacina_d1_append_only()")

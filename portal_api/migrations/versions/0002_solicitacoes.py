@@ -44,7 +44,8 @@ def upgrade() -> None:
 
     t = "portal_user_role"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("user_id", sa.Integer, nullable=False),
         sa.Column("role", sa.String(32), nullable=False),
         sa.Column("granted_at", TZ, nullable=False),
@@ -57,7 +58,8 @@ def upgrade() -> None:
 
     t = "credential_request"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("requester_user_id", sa.Integer, nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
@@ -90,7 +92,8 @@ def upgrade() -> None:
 
     t = "credential_request_operation"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("request_id", sa.Integer, nullable=False),
         sa.Column("operation", sa.String(64), nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
@@ -101,7 +104,8 @@ def upgrade() -> None:
 
     t = "credential_request_establishment"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("request_id", sa.Integer, nullable=False),
         sa.Column("cnes", sa.String(7), nullable=False),
         sa.Column("razao_social", sa.String(200), nullable=True),
@@ -118,7 +122,8 @@ def upgrade() -> None:
 
     t = "request_certificate"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("request_id", sa.Integer, nullable=False),
         sa.Column("der", sa.LargeBinary, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
@@ -145,7 +150,8 @@ def upgrade() -> None:
 
     t = "request_evidence"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("request_id", sa.Integer, nullable=False),
         sa.Column("file_name", sa.String(200), nullable=False),
         sa.Column("media_type", sa.String(32), nullable=False),
@@ -161,7 +167,8 @@ def upgrade() -> None:
 
     t = "workflow_transition"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("entity", sa.String(16), nullable=False),
         sa.Column("entity_id", sa.Integer, nullable=False),
         sa.Column("action", sa.String(32), nullable=False),
@@ -179,7 +186,8 @@ def upgrade() -> None:
 
     t = "request_terms_acceptance"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("request_id", sa.Integer, nullable=False),
         sa.Column("user_id", sa.Integer, nullable=False),
         sa.Column("terms_version_id", sa.Integer, nullable=False),
@@ -199,7 +207,8 @@ def upgrade() -> None:
 
     t = "holder_transfer"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("credential_id", sa.Integer, nullable=False),
         sa.Column("requester_user_id", sa.Integer, nullable=False),
         sa.Column("previous_holder_user_id", sa.Integer, nullable=False),
@@ -216,13 +225,18 @@ def upgrade() -> None:
     op.create_index("ix_holder_transfer_credential_id", t, ["credential_id"])
     op.create_index("ix_holder_transfer_requester_user_id", t, ["requester_user_id"])
     op.create_index(
-        "ix_holder_transfer_pending", t, ["credential_id"], unique=True,
-        sqlite_where=sa.text("status = 'pendente'"), postgresql_where=sa.text("status = 'pendente'"),
+        "ix_holder_transfer_pending",
+        t,
+        ["credential_id"],
+        unique=True,
+        sqlite_where=sa.text("status = 'pendente'"),
+        postgresql_where=sa.text("status = 'pendente'"),
     )
 
     t = "credential_access_refusal"
     op.create_table(
-        t, *_pk(t),
+        t,
+        *_pk(t),
         sa.Column("credential_id", sa.Integer, nullable=False),
         sa.Column("user_id", sa.Integer, nullable=False),
         sa.Column("client_address", sa.String(64), nullable=True),
@@ -259,9 +273,19 @@ def _append_only_triggers() -> None:
 
 
 def downgrade() -> None:
-    for table in ("credential_access_refusal", "holder_transfer", "credential_number_sequence", "request_terms_acceptance",
-                  "workflow_transition", "request_evidence", "request_certificate", "credential_request_establishment",
-                  "credential_request_operation", "credential_request", "portal_user_role"):
+    for table in (
+        "credential_access_refusal",
+        "holder_transfer",
+        "credential_number_sequence",
+        "request_terms_acceptance",
+        "workflow_transition",
+        "request_evidence",
+        "request_certificate",
+        "credential_request_establishment",
+        "credential_request_operation",
+        "credential_request",
+        "portal_user_role",
+    ):
         op.drop_table(table)
     # Plain DROP COLUMN (SQLite ≥ 3.35 has it): a batch copy would drop ``credential``,
     # which the foreign keys of its operations and permissions forbid.

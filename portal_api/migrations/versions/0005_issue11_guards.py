@@ -49,8 +49,12 @@ def downgrade() -> None:
         batch.alter_column("credential_id", existing_type=sa.Integer, nullable=False)
     op.drop_index("ix_holder_transfer_status", table_name="holder_transfer")
     op.create_index(
-        "ix_holder_transfer_pending", "holder_transfer", ["credential_id"], unique=True,
-        sqlite_where=sa.text("status = 'pendente'"), postgresql_where=sa.text("status = 'pendente'"),
+        "ix_holder_transfer_pending",
+        "holder_transfer",
+        ["credential_id"],
+        unique=True,
+        sqlite_where=sa.text("status = 'pendente'"),
+        postgresql_where=sa.text("status = 'pendente'"),
     )
     op.drop_index("ix_rate_limit_event_bucket_created_at", table_name="rate_limit_event")
     op.drop_table("rate_limit_event")

@@ -30,7 +30,9 @@ def upgrade() -> None:
         sa.Column("found_sha256", sa.String(64), nullable=True),
         sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=f"pk_{t}"),
-        sa.ForeignKeyConstraint(["published_file_id"], ["published_file.id"], name="fk_file_incident_published_file_id_published_file"),
+        sa.ForeignKeyConstraint(
+            ["published_file_id"], ["published_file.id"], name="fk_file_incident_published_file_id_published_file"
+        ),
         sa.UniqueConstraint("published_file_id", name="uq_file_incident_published_file_id"),
     )
 
