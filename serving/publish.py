@@ -158,6 +158,10 @@ class _Object:
     metadata: Mapping[str, str]
 
 
+def _restageable(f: StagedFile) -> bool:
+    return f.path.is_file() and all(r.path.is_file() for r in f.representations)
+
+
 def _objects(change: _Change) -> list[_Object]:
     f = change.staged
     objects = [
@@ -260,7 +264,9 @@ class Publisher:
             and current[f.operation].sha256_csv == f.sha256_csv
             and current[f.operation].layout_version == staged.layout_version
         ]
-        # Same content, but the stored object no longer is what was published: rewrite it (issue 11).
+        # Same content, but the stored object no longer is what was published: rewrite it (issue 11),
+        # from the staged bytes when they are still here; without them the publication's
+        # read-back check reports the object instead.
         broken = damaged(self.storage, unchanged, threads=self.threads)
         changes = []
         for f in files:
@@ -270,7 +276,7 @@ class Publisher:
                 and record.sha256_csv == f.sha256_csv
                 and record.layout_version == staged.layout_version
                 and kinds.get(record.id, set()) == {r.kind for r in f.representations}
-                and record.id not in broken
+                and (record.id not in broken or not _restageable(f))
             ):
                 continue
             version = max_versions.get(f.operation, 0) + 1
