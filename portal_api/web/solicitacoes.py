@@ -652,6 +652,23 @@ async def upload_evidence(request: Request, solicitacao_id: RequestId, user: Pag
     )
 
 
+def _refused_on_detail(request: Request, session, row: CredentialRequest, user, refusal):
+    """The request's page again (409) with the service's refusal beside what it concerns."""
+    session.rollback()
+    summary = present.request(session, row, viewer_id=user.id, analyst=False)
+    return render(
+        request,
+        "solicitacoes/detalhe.html",
+        status_code=409,
+        user=user,
+        s=summary,
+        base=BASE,
+        pages=PAGES,
+        enviada=False,
+        erros=refusal,
+    )
+
+
 @router.post(BASE + "/{solicitacao_id}/evidencias/{evidencia_id}/remocao")
 async def remove_evidence(
     request: Request, solicitacao_id: RequestId, evidencia_id: RequestId, user: PageUser, session: SessionDep
@@ -662,19 +679,7 @@ async def remove_evidence(
         return not_found_page(request, user)
     _, refusal = attempt(lambda: service.remove_evidence(session, row, evidencia_id))
     if refusal:
-        session.rollback()
-        summary = present.request(session, row, viewer_id=user.id, analyst=False)
-        return render(
-            request,
-            "solicitacoes/detalhe.html",
-            status_code=409,
-            user=user,
-            s=summary,
-            base=BASE,
-            pages=PAGES,
-            enviada=False,
-            erros=refusal,
-        )
+        return _refused_on_detail(request, session, row, user, refusal)
     session.commit()
     return redirect(f"{BASE}/{row.id}#evidencias")
 
@@ -687,19 +692,7 @@ async def submit_production(request: Request, solicitacao_id: RequestId, user: P
         return not_found_page(request, user)
     _, refusal = attempt(lambda: service.submit_production(session, row, user.id))
     if refusal:
-        session.rollback()
-        summary = present.request(session, row, viewer_id=user.id, analyst=False)
-        return render(
-            request,
-            "solicitacoes/detalhe.html",
-            status_code=409,
-            user=user,
-            s=summary,
-            base=BASE,
-            pages=PAGES,
-            enviada=False,
-            erros=refusal,
-        )
+        return _refused_on_detail(request, session, row, user, refusal)
     session.commit()
     return redirect(f"{BASE}/{row.id}")
 
