@@ -637,29 +637,17 @@ async def upload_evidence(request: Request, solicitacao_id: RequestId, user: Pag
     if not refusal:
         session.commit()
         return redirect(f"{BASE}/{row.id}#evidencias")
+    return _refused_on_detail(request, session, row, user, refusal, status_code=422)
+
+
+def _refused_on_detail(request: Request, session, row: CredentialRequest, user, refusal, status_code: int = 409):
+    """The request's page again with the service's refusal beside what it concerns."""
     session.rollback()
     summary = present.request(session, row, viewer_id=user.id, analyst=False)
     return render(
         request,
         "solicitacoes/detalhe.html",
-        status_code=422,
-        user=user,
-        s=summary,
-        base=BASE,
-        pages=PAGES,
-        enviada=False,
-        erros=refusal,
-    )
-
-
-def _refused_on_detail(request: Request, session, row: CredentialRequest, user, refusal):
-    """The request's page again (409) with the service's refusal beside what it concerns."""
-    session.rollback()
-    summary = present.request(session, row, viewer_id=user.id, analyst=False)
-    return render(
-        request,
-        "solicitacoes/detalhe.html",
-        status_code=409,
+        status_code=status_code,
         user=user,
         s=summary,
         base=BASE,
