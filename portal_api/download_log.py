@@ -2,7 +2,8 @@
 
 Every entry's ``entry_hash`` is SHA-256 over a canonical serialisation (sorted-key,
 compact JSON, UTC microsecond timestamps) of all its fields *including*
-``prev_hash``, the previous entry's hash (64 zeros for the first). Editing,
+``prev_hash``, the previous entry's hash (64 zeros for the first); fields added later
+(the delivered digest, the HTTP request id) are hashed only when filled. Editing,
 removing or reordering any entry breaks the chain from that entry on;
 ``verify`` names the first entry that does not check out.
 
@@ -48,7 +49,7 @@ HASHED_FIELDS = (
 )
 DOMAIN = "vacina-d1/download-log/v1"
 # Hashed only when filled (added later: earlier entries keep their hashes).
-OPTIONAL_HASHED_FIELDS = ("delivered_sha256",)
+OPTIONAL_HASHED_FIELDS = ("delivered_sha256", "http_request_id")
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -105,6 +106,7 @@ def append(
     client_address: str | None = None,
     now: dt.datetime | None = None,
     delivered_sha256: str | None = None,
+    http_request_id: str | None = None,
 ) -> DownloadLogEntry:
     """Write one entry in its own transaction (committed when this returns)."""
     created_at = _utc(now or dt.datetime.now(dt.timezone.utc))
@@ -127,6 +129,7 @@ def append(
             "created_at": created_at,
             "prev_hash": head.last_hash,
             "delivered_sha256": delivered_sha256,
+            "http_request_id": http_request_id,
         }
         entry = DownloadLogEntry(**fields, entry_hash=entry_hash(fields))
         session.add(entry)

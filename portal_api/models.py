@@ -180,6 +180,8 @@ class DownloadLogEntry(Base):
     representation: Mapped[str] = mapped_column(sa.String(16))
     # SHA-256 of what was sent when it is not the stored .csv.gz (the Parquet's): migration 0004.
     delivered_sha256: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    # The X-Request-ID of the HTTP request that started the transfer: migration 0006.
+    http_request_id: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
     delivery: Mapped[str] = mapped_column(sa.String(16))
     range_start: Mapped[int | None] = mapped_column(sa.BigInteger)
     range_end: Mapped[int | None] = mapped_column(sa.BigInteger)

@@ -163,7 +163,7 @@ def _count_download(mapper, connection, entry) -> None:
         entry.day,
         entry.representation,
         entry.delivery,
-        current_request_id() or "-",
+        entry.http_request_id or "-",
     )
 
 

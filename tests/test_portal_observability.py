@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from portal_api import download_log
 from portal_api.main import create_app
 from serving.freshness import day_end, pipeline_metrics_path
 from tests.conftest import free_port
@@ -161,6 +162,16 @@ def test_request_id_is_echoed_or_made_and_reaches_the_download_log_line(world, c
     assert response.status_code == 200 and response.headers["X-Request-ID"] == "chamado-42"
     lines = [r.getMessage() for r in caplog.records if "download registrado" in r.getMessage()]
     assert len(lines) == 1 and "request_id chamado-42" in lines[0]
+    # The request id is a column of the hash-chained entry: changing it breaks the chain.
+    engine = world.database.engine
+    with engine.connect() as conn:
+        entry_id, stored = conn.execute(sa.text("SELECT id, http_request_id FROM download_log ORDER BY id DESC LIMIT 1")).one()
+    assert stored == "chamado-42" and download_log.verify(engine).ok
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER download_log_no_update"))  # as someone with database access would
+        conn.execute(sa.text("UPDATE download_log SET http_request_id = 'outro' WHERE id = :id"), {"id": entry_id})
+    broken = download_log.verify(engine)
+    assert not broken.ok and broken.first_bad_id == entry_id
     # A header that is not a plain token is replaced, never echoed.
     odd = client.get("/health/live", headers={"X-Request-ID": "a b;<x>"})
     assert odd.headers["X-Request-ID"] != "a b;<x>"

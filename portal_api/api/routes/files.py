@@ -58,6 +58,7 @@ from portal_api.api.routes.listing import PAGE_SIZE_MAX
 from portal_api.core import problems, ranges
 from portal_api.core.ip_ranges import client_address
 from portal_api.models import RefreshRequest
+from portal_api.observability import current_request_id
 from portal_api.refresh import DagsterRefused, DagsterUnavailable, partition_key
 from serving.alerts import raise_alert
 from serving.catalog import FileRecord, RepresentationRecord
@@ -385,6 +386,7 @@ def _log(services: Services, plan: _Plan, principal, scope, *, delivery: str, by
             range_end=byte_range[1] if byte_range else None,
             client_address=client_address(request, services.settings).text,
             delivered_sha256=plan.delivered_sha256,
+            http_request_id=current_request_id(),
         )
     except Exception:  # noqa: BLE001 - whatever failed, no byte leaves unlogged
         log.exception("registro de downloads indisponível; download de %s recusado", record.object_key)
