@@ -27,6 +27,10 @@ def _database(settings):
     return Database(settings.resolved_catalog_url)
 
 
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
 def _emit(payload: dict) -> None:
     from pipelines.cli import emit
 
@@ -166,7 +170,7 @@ def cmd_revoke_token(args):
     database = _database(_settings())
     with database.session() as session, session.begin():
         row = crud.revoke_personal_token(session, args.token_id)
-        _emit({"command": "admin revoke-token", "token_id": row.id, "revoked_at": row.revoked_at.isoformat()})
+        _emit({"command": "admin revoke-token", "token_id": row.id, "revoked_at": _iso(row.revoked_at)})
 
 
 def _terms_text(args) -> str:
@@ -230,7 +234,7 @@ def cmd_revoke_role(args):
                 "command": "admin revoke-role",
                 "cpf": mask_cpf(user.cpf),
                 "role": args.role,
-                "revoked_at": row.revoked_at.isoformat(),
+                "revoked_at": _iso(row.revoked_at),
             }
         )
 

@@ -100,3 +100,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_TIMELINE = os.environ.get("VACINA_D1_TEST_TIMELINE")
+
+
+if _TIMELINE:
+    import json
+    import resource
+    import time
+
+    def _cpu_seconds() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        # One line per test (worker, start, end, CPU of the worker and the children it
+        # reaped): shows where the parallel suite computes and where it only waits.
+        started, cpu = time.time(), _cpu_seconds()
+        yield
+        line = {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), "test": item.nodeid, "start": started}
+        line.update(end=time.time(), cpu=round(_cpu_seconds() - cpu, 3))
+        with open(_TIMELINE, "a") as out:
+            out.write(json.dumps(line) + "\n")

@@ -117,14 +117,14 @@ async def decide(request: Request, solicitacao_id: Id, decisao: str, user: PageU
         target = service.analysed_request(session, row.id, user.id, analyst=True)
         if decisao == "aprovar":
             chosen = [v for v in form.getlist("operacoes") if isinstance(v, str) and v]
-            body = schemas.AprovacaoIn.model_validate(filled({"observacao": text, "operacoes": chosen or None}))
-            service.approve(session, target, user.id, body)
+            approval = schemas.AprovacaoIn.model_validate(filled({"observacao": text, "operacoes": chosen or None}))
+            service.approve(session, target, user.id, approval)
         elif decisao == "aprovar_producao":
-            body = schemas.DecisaoIn.model_validate(filled({"observacao": text}))
-            service.approve_production(session, target, user.id, body.observacao)
+            decision = schemas.DecisaoIn.model_validate(filled({"observacao": text}))
+            service.approve_production(session, target, user.id, decision.observacao)
         else:
-            body = schemas.ReprovacaoIn.model_validate(filled({"motivo": text}))
-            service.reject(session, target, user.id, body.motivo, production=decisao == "reprovar_producao")
+            rejection = schemas.ReprovacaoIn.model_validate(filled({"motivo": text}))
+            service.reject(session, target, user.id, rejection.motivo, production=decisao == "reprovar_producao")
 
     _, refusal = attempt(act)
     if refusal:
@@ -186,15 +186,15 @@ async def decide_transfer(request: Request, pedido_id: Id, decisao: str, user: P
 
     def act():
         if approve:
-            body = schemas.AprovacaoTitularidadeIn.model_validate(
+            approval = schemas.AprovacaoTitularidadeIn.model_validate(
                 filled({"observacao": text, "manter_titular_anterior": bool(form.get("manter_titular_anterior"))})
             )
             service.decide_transfer(
-                session, row, user.id, approve=True, reason=body.observacao, keep_previous=body.manter_titular_anterior
+                session, row, user.id, approve=True, reason=approval.observacao, keep_previous=approval.manter_titular_anterior
             )
         else:
-            body = schemas.ReprovacaoIn.model_validate(filled({"motivo": text}))
-            service.decide_transfer(session, row, user.id, approve=False, reason=body.motivo)
+            rejection = schemas.ReprovacaoIn.model_validate(filled({"motivo": text}))
+            service.decide_transfer(session, row, user.id, approve=False, reason=rejection.motivo)
 
     _, refusal = attempt(act)
     if refusal:

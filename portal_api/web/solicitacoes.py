@@ -392,7 +392,9 @@ async def save_estabelecimento(session, row, form, ws):
         refusal = Refusal()
         found = []
         try:
-            chosen = schemas.SolicitacaoIn.model_validate({"estabelecimento": section}).estabelecimento
+            chosen = (
+                schemas.SolicitacaoIn.model_validate({"estabelecimento": section}).estabelecimento or schemas.EstabelecimentoIn()
+            )
             found = service.lookup(ws, cnes=chosen.cnes, cnpj=chosen.cnpj)
             if not found:
                 refusal.add(
@@ -430,11 +432,11 @@ async def save_vinculados(session, row, form, ws):
         _, refusal = attempt(lambda: service.remove_child(session, row, code))
         return Again(refusal, {}, {}, commit=not refusal) if refusal else step_url(row.id, "vinculados")
     if action == "adicionar":
-        code = form_text(form, "cnes")
-        values = {"cnes": code}
+        typed = form_text(form, "cnes")
+        values = {"cnes": typed}
 
         def add():
-            body = schemas.EstabelecimentoVinculadoIn.model_validate(filled({"cnes": code}))
+            body = schemas.EstabelecimentoVinculadoIn.model_validate(filled({"cnes": typed}))
             service.add_child(session, row, body.cnes, ws)
 
         _, refusal = attempt(add)

@@ -38,6 +38,8 @@ _app: FastAPI | None = None
 
 
 def _database():
+    if _app is None:
+        raise RuntimeError("páginas de solicitação usadas antes de montadas no aplicativo")
     return _app.state.services.database
 
 
