@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# Parallel test processes (pytest-xdist): one per core; each test file stays in one process.
+# Parallel test processes (pytest-xdist): one per core; each test file stays in one process,
+# the longest files first (tests/durations.json, see tests/conftest.py).
 TEST_WORKERS ?= auto
-# Coverage of the four packages may only rise: the floor is the figure measured when it was set.
-COVERAGE_FLOOR ?= 84
+# Coverage of the four packages may only rise: the floor is the figure measured when it was set
+# (85.2% in-process on 2026-12-07, with all of round 2's tests).
+COVERAGE_FLOOR ?= 85
 PACKAGES := pipelines assets serving portal_api
 
 .PHONY: setup run dagster test lint typecheck coverage bench lock clean browser
@@ -47,7 +49,7 @@ typecheck: setup
 
 # Lint and types first (seconds), then the suite in parallel with coverage.
 test: setup browser lint typecheck
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10 \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10 \
 		--cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here).

@@ -7,6 +7,7 @@ fail instead of skipping.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -102,11 +103,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The longest files first (then the rest as collected): with ``--dist loadfile
+    --no-loadscope-reorder`` a few-test Dagster or browser file no longer starts last
+    and leaves one worker running it alone at the end (longest-first scheduling).
+    Only the order changes: each file's tests keep their order and stay together."""
+    try:
+        seconds = json.loads(_DURATIONS.read_text())["seconds"]
+    except (OSError, ValueError, KeyError):
+        return
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], 0))
+
+
 _TIMELINE = os.environ.get("VACINA_D1_TEST_TIMELINE")
 
 
 if _TIMELINE:
-    import json
     import resource
     import time
 
