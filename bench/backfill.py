@@ -35,10 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.dagster_stack import (  # noqa: E402 - the repository root first on the path
-    BACKFILL,
     FINISHED,
-    graphql,
     instance_of,
+    launch_daily_backfill,
     production_stack,
     runs_tagged,
     wait,
@@ -124,26 +123,13 @@ def main() -> None:
         with production_stack(tmp / "stack", POSTGRES, workers=workers, env_extra=env) as stack:
             url = stack["url"]
             started = time.time()
-            launched = graphql(
-                url,
-                BACKFILL,
-                {
-                    "params": {
-                        "selector": {
-                            "partitionSetName": "d1_daily_job_partition_set",
-                            "repositorySelector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__"},
-                        },
-                        "partitionNames": days,
-                    }
-                },
-            )["launchPartitionBackfill"]
-            assert launched["__typename"] == "LaunchBackfillSuccess", launched
+            backfill_id = launch_daily_backfill(url, days)
             runs: list[dict] = []
             progress = [-1]
 
             def done() -> bool:
                 nonlocal runs
-                runs = runs_tagged(url, "dagster/backfill", launched["backfillId"])
+                runs = runs_tagged(url, "dagster/backfill", backfill_id)
                 finished = sum(r["status"] in FINISHED for r in runs)
                 if finished != progress[0]:
                     progress[0] = finished

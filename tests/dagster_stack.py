@@ -300,6 +300,25 @@ def step_workers(instance, run_id: str) -> list[tuple[str, str]]:
     return found
 
 
+def launch_daily_backfill(url: str, days: list[str]) -> str:
+    """Launch a backfill of ``d1_daily_job`` over ``days`` through GraphQL; its id."""
+    launched = graphql(
+        url,
+        BACKFILL,
+        {
+            "params": {
+                "selector": {
+                    "partitionSetName": "d1_daily_job_partition_set",
+                    "repositorySelector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__"},
+                },
+                "partitionNames": days,
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return launched["backfillId"]
+
+
 def runs_tagged(url: str, key: str, value: str) -> list[dict]:
     return graphql(url, RUNS, {"tags": [{"key": key, "value": value}]})["runsOrError"]["results"]
 

@@ -18,11 +18,11 @@ import time
 import pytest
 
 from tests.dagster_stack import (
-    BACKFILL,
     FINISHED,
     BrokerUnavailable,
     graphql,
     instance_of,
+    launch_daily_backfill,
     production_stack,
     publications,
     runs_tagged,
@@ -58,25 +58,12 @@ def stack(tmp_path_factory, postgres_server):
 
 def test_a_backfill_through_the_daemon_publishes_each_day_once_with_steps_on_both_workers(stack):
     url = stack["url"]
-    launched = graphql(
-        url,
-        BACKFILL,
-        {
-            "params": {
-                "selector": {
-                    "partitionSetName": "d1_daily_job_partition_set",
-                    "repositorySelector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__"},
-                },
-                "partitionNames": BACKFILL_DAYS,
-            }
-        },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launch_daily_backfill(url, BACKFILL_DAYS)
     runs: list[dict] = []
 
     def done() -> bool:
         nonlocal runs
-        runs = runs_tagged(url, "dagster/backfill", launched["backfillId"])
+        runs = runs_tagged(url, "dagster/backfill", backfill_id)
         return len(runs) == len(BACKFILL_DAYS) and all(r["status"] in FINISHED for r in runs)
 
     wait(done, 600, stack["procs"], f"o backfill não terminou: {runs}")

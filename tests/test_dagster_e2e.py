@@ -22,6 +22,7 @@ import yaml
 
 from tests import dagster_support as s
 from tests.conftest import free_port
+from tests.dagster_stack import FINISHED, launch_daily_backfill, runs_tagged
 from tests.portal.servers import Server, graphql, start_portal
 
 pytestmark = pytest.mark.slow  # two servers and five runs: a few minutes on 2 cores
@@ -35,18 +36,6 @@ TOKEN_KEY = "k" * 48
 
 RUN = """
 query Run($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status jobName tags { key value } } } }
-"""
-BACKFILL = """
-mutation Backfill($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } ... on Error { message }
-  }
-}
-"""
-BACKFILL_RUNS = """
-query Runs($tags: [ExecutionTag!]) {
-  runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status startTime endTime tags { key value } } } }
-}
 """
 
 
@@ -189,25 +178,11 @@ def test_a_backfill_runs_through_the_daemon_within_the_run_queue_limit(stack):
     from serving.catalog import Catalog
 
     url = stack["dagster"].url
-    launched = graphql(
-        url,
-        BACKFILL,
-        {
-            "params": {
-                "selector": {
-                    "partitionSetName": "d1_daily_job_partition_set",
-                    "repositorySelector": {"repositoryLocationName": "vacina_d1", "repositoryName": "__repository__"},
-                },
-                "partitionNames": BACKFILL_DAYS,
-            }
-        },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    tags = [{"key": "dagster/backfill", "value": launched["backfillId"]}]
+    backfill_id = launch_daily_backfill(url, BACKFILL_DAYS)
     deadline = time.monotonic() + 420
     while time.monotonic() < deadline:
-        runs = graphql(url, BACKFILL_RUNS, {"tags": tags})["runsOrError"]["results"]
-        if len(runs) == 3 and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
+        runs = runs_tagged(url, "dagster/backfill", backfill_id)
+        if len(runs) == 3 and all(r["status"] in FINISHED for r in runs):
             break
         time.sleep(2)
     else:
