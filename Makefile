@@ -15,14 +15,16 @@ PACKAGES := pipelines assets serving portal_api
 .PHONY: setup run dagster test lint typecheck coverage bench lock clean browser
 
 # uv installs the same pinned versions (constraints.txt) in a fraction of pip's time; pip
-# stays as the fallback where uv cannot be installed.
+# stays as the fallback where uv cannot be installed. Both write the bytecode at install time
+# (uv only when asked): where PYTHONDONTWRITEBYTECODE is set, as on these machines, every
+# Python process would otherwise compile Dagster & co. from source on every start.
 $(STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "vacina-d1 precisa de Python 3.11 ou mais novo"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The server, and the municipalities' client (its own distribution, see client/pyproject.toml) for `vacina-d1 sync`.
 	if $(BIN)/python -m pip install --quiet -c constraints.txt uv; then \
-		$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]' -e './client[duckdb,postgresql]'; \
+		$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev]' -e './client[duckdb,postgresql]'; \
 	else \
 		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e './client[duckdb,postgresql]'; \
 	fi
@@ -49,6 +51,8 @@ typecheck: setup
 
 # Lint and types first (seconds), then the suite in parallel with coverage.
 test: setup browser lint typecheck
+	@# The project's own bytecode too: the suite starts a few hundred Python processes.
+	@$(BIN)/python -m compileall -q -j 0 $(PACKAGES) client/src >/dev/null
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10 \
 		--cov --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) $(PYTEST_ARGS)
 
