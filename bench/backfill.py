@@ -12,7 +12,7 @@ GraphQL, lets the daemon run it with ``--concurrent-runs`` runs at a time, and r
   (one process, in-process executor), days/hour;
 - the projection for the RNDS's 1.1 billion records at the measured records/s per worker.
 
-    .venv/bin/python bench/backfill.py --days 365 --records 20000 --workers 2 --concurrent-runs 2
+    .venv/bin/python bench/backfill.py --days 365 --records 5000 --workers 2 --concurrent-runs 4
 
 Needs PostgreSQL (VACINA_D1_TEST_POSTGRES_URL or 127.0.0.1:5432) and RabbitMQ (127.0.0.1:5672).
 """
