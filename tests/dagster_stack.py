@@ -23,6 +23,9 @@ from typing import Iterator
 import httpx
 import sqlalchemy as sa
 
+from tests.conftest import free_port
+from tests.portal import servers
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
@@ -47,18 +50,9 @@ class BrokerUnavailable(Exception):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=60)
-    response.raise_for_status()
-    payload = response.json()
-    assert not payload.get("errors"), payload
-    return payload["data"]
+    # A whole backfill's runs in one answer can take a while on a loaded machine.
+    return servers.graphql(url, query, variables, timeout=60)
 
 
 class Proc:

@@ -106,8 +106,8 @@ def start_portal(tmp: Path, env: dict[str, str], *, extra_args: tuple[str, ...] 
     return server
 
 
-def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    response = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
+def graphql(url: str, query: str, variables: dict | None = None, *, timeout: float = 30) -> dict:
+    response = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=timeout)
     response.raise_for_status()
     payload = response.json()
     assert not payload.get("errors"), payload
